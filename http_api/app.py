@@ -1,0 +1,39 @@
+"""The FastAPI app factory. The lifespan enters the one composition root; no client exists at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from http_api.errors import install_error_handlers
+from http_api.middleware import RequestContextMiddleware
+from http_api.routes import health, models, score
+from stream_scorer import __version__
+from stream_scorer.bootstrap import build_services
+from stream_scorer.config import Settings
+from stream_scorer.metrics import Metrics
+
+
+def create_app(settings: Settings | None = None, *, registry: CollectorRegistry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    registry = registry if registry is not None else CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with build_services(settings, registry=registry, metrics=metrics) as services:
+            app.state.services = services
+            yield
+
+    metrics = Metrics(registry)
+    app = FastAPI(title="stream-scorer", version=__version__, lifespan=lifespan,
+                  description="Real-time fraud and personalization scoring; the same core scores the Kafka "
+                              "stream.")
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    app.include_router(score.router)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    return app

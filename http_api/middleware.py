@@ -1,0 +1,79 @@
+"""Request ids, request metrics and JSON access logs, as one plain ASGI middleware (cheap on the hot path)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stream_scorer.logging import request_id_var
+from stream_scorer.metrics import Metrics
+
+access_log = logging.getLogger("http_api.access")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UNMETERED = {"/metrics", "/health", "/ready"}
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        path: str = scope["path"]
+        start = time.perf_counter()
+        status = 500
+        metered = path not in _UNMETERED
+        if metered:
+            self.metrics.active_requests.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            if metered:
+                self.metrics.active_requests.dec()
+                endpoint = _endpoint(scope)
+                self.metrics.requests.labels(endpoint, str(status)).inc()
+                self.metrics.request_duration.labels(endpoint).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info("request", extra={"method": scope["method"], "path": path, "status": status,
+                                                  "duration_ms": round(elapsed * 1000, 3),
+                                                  "client": _client(scope)})
+            request_id_var.reset(token)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _VALID_ID.match(candidate) else None
+    return None
+
+
+def _endpoint(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None

@@ -1,0 +1,106 @@
+"""``/score/*``: thin adapters that validate, call the one Scorer, and encode."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.responses import Response
+
+from http_api.body import openapi_body, parse_body
+from http_api.deps import ScorerDep, ServicesDep
+from http_api.responses import JSONBytes
+from schemas.decisions import FraudDecision, PersonalizationDecision
+from schemas.events import SessionEvent, TransactionEvent
+from stream_scorer.core.scorer import identify_session_event, identify_transaction
+from stream_scorer.errors import BatchTooLarge
+
+router = APIRouter(tags=["scoring"])
+
+MAX_BATCH_SIZE = 1000
+MAX_EVENT_BYTES = 16 * 1024
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.post("/score/fraud", response_model=FraudDecision, openapi_extra=openapi_body(TransactionEvent, {
+    "minimal": {"card_id": "card_00001234", "transaction_amount": 150.0},
+    "full": {"card_id": "card_00001234", "transaction_amount": 150.0, "merchant_id": "merchant_00123",
+             "mcc_code": "5411", "country_code": "US", "transaction_id": "tx-0001"},
+}))
+async def score_fraud(request: Request, scorer: ScorerDep, services: ServicesDep) -> Response:
+    """Score one card transaction as of now (or its ``timestamp``) against the card's live features."""
+    body = await parse_body(request, TransactionEvent, MAX_EVENT_BYTES)
+    item = identify_transaction(body, uuid.uuid4().hex, time.time())
+    allow_degraded = services.settings.api.redis_down_status == 200
+    [decision] = await scorer.score_transactions([item], allow_degraded=allow_degraded)
+    return _json(decision)
+
+
+@router.post("/score/personalization", response_model=PersonalizationDecision,
+             openapi_extra=openapi_body(SessionEvent, {"seed": {
+                 "user_id": "user_00005678", "item_id": "item_electronics_001", "item_category": "electronics",
+                 "item_price": 299.99, "session_id": "session_abc123"}}))
+async def score_personalization(request: Request, scorer: ScorerDep, services: ServicesDep) -> Response:
+    """How relevant an item is to a user right now, with the user's segment and session signals."""
+    body = await parse_body(request, SessionEvent, MAX_EVENT_BYTES)
+    item = identify_session_event(body, uuid.uuid4().hex, time.time())
+    allow_degraded = services.settings.api.redis_down_status == 200
+    [decision] = await scorer.score_session_events([item], allow_degraded=allow_degraded)
+    return _json(decision)
+
+
+class BatchRequest(BaseModel):
+    model_type: Literal["fraud_detection", "fraud", "personalization"]
+    requests: list[dict[str, Any]] = Field(description=f"At most {MAX_BATCH_SIZE} items; each is validated "
+                                                       "alone and a bad one is reported by index.")
+    batch_id: str | None = Field(default=None, max_length=128)
+
+
+@router.post("/score/batch", openapi_extra=openapi_body(BatchRequest, {"seed": {
+    "model_type": "fraud_detection", "batch_id": "batch_20240902_001",
+    "requests": [{"card_id": "card_1", "transaction_amount": 100}, {"card_id": "card_2", "transaction_amount": 500}],
+}}))
+async def score_batch(request: Request, scorer: ScorerDep, services: ServicesDep) -> Response:
+    """Score many requests with one feature-store round trip and one model call; per-item errors by index."""
+    body = await parse_body(request, BatchRequest, MAX_BATCH_BYTES)
+    if len(body.requests) > MAX_BATCH_SIZE:
+        raise BatchTooLarge(f"batch has {len(body.requests)} requests, the maximum is {MAX_BATCH_SIZE}",
+                            field="requests")
+    start = time.perf_counter()
+    now = time.time()
+    allow_degraded = services.settings.api.redis_down_status == 200
+    fraud = body.model_type != "personalization"
+    schema = TransactionEvent if fraud else SessionEvent
+    valid: list[tuple[int, Any]] = []
+    results: list[dict[str, Any] | None] = [None] * len(body.requests)
+    for index, raw in enumerate(body.requests):
+        try:
+            event = schema.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "body"
+            results[index] = {"index": index, "error": {"error": "validation_error", "field": field,
+                                                        "message": f"{field}: {err['msg']}"}}
+            continue
+        valid.append((index, event))
+    decisions: list[Any]
+    if fraud:
+        decisions = await scorer.score_transactions(
+            [identify_transaction(e, uuid.uuid4().hex, now) for _, e in valid], allow_degraded=allow_degraded)
+    else:
+        decisions = await scorer.score_session_events(
+            [identify_session_event(e, uuid.uuid4().hex, now) for _, e in valid], allow_degraded=allow_degraded)
+    for (index, _), decision in zip(valid, decisions, strict=True):
+        results[index] = {"index": index, "result": decision.model_dump(mode="json")}
+    return JSONBytes({
+        "batch_id": body.batch_id, "model_type": body.model_type, "total": len(body.requests),
+        "succeeded": len(valid), "failed": len(body.requests) - len(valid), "results": results,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+    })

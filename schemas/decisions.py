@@ -1,0 +1,57 @@
+"""Decisions: the bodies of ``/score/*`` responses and of messages on the output topics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RiskLevel = Literal["low", "medium", "high"]
+RecommendedAction = Literal["approve", "review", "decline"]
+
+TIMING_FIELDS = frozenset({"latency_ms", "scored_at", "feature_freshness_sec"})
+"""Fields that depend on when a decision was computed; everything else is deterministic per event and model."""
+
+
+class FraudDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fraud_score: float = Field(ge=0, le=1, examples=[0.15])
+    risk_level: RiskLevel
+    confidence: float = Field(ge=0, le=1, description="How far the score is from the nearest decision threshold.")
+    recommended_action: RecommendedAction
+    explanation: str
+    top_risk_factors: list[str]
+    features_used: int
+    latency_ms: float
+    model_version: str
+    feature_freshness_sec: float | None = Field(
+        description="Age, at scoring time, of the most recently updated feature this decision read; null when "
+                    "no stored feature exists for the transaction's entities.")
+    transaction_id: str
+    decision_id: str = Field(description="Deterministic per (transaction, model version): redeliveries match.")
+    event_timestamp: datetime
+    scored_at: datetime
+    features_missing: list[str] = Field(default_factory=list)
+    degraded: bool = Field(default=False, description="True when the feature store was unreachable and "
+                                                      "defaults were used.")
+
+
+class PersonalizationDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    relevance_score: float = Field(ge=0, le=1)
+    conversion_probability: float = Field(ge=0, le=1)
+    engagement_score: float = Field(ge=0, le=1)
+    user_segment: str
+    behavioral_signals: list[str]
+    features_used: int
+    latency_ms: float
+    model_version: str
+    event_id: str
+    decision_id: str
+    event_timestamp: datetime
+    scored_at: datetime
+    features_missing: list[str] = Field(default_factory=list)
+    degraded: bool = False

@@ -1,0 +1,3 @@
+from stream_scorer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""The one composition root: builds Redis, the feature store, models, metrics and the Scorer from Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from stream_scorer.config import Settings
+from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+from stream_scorer.core.features import FRAUD_FEATURE_NAMES, PERSONALIZATION_FEATURE_NAMES
+from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.base import ModelLoadError
+from stream_scorer.models.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+MODEL_FEATURES: dict[str, tuple[str, ...]] = {
+    FRAUD_MODEL: FRAUD_FEATURE_NAMES,
+    PERSONALIZATION_MODEL: PERSONALIZATION_FEATURE_NAMES,
+}
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    store: RedisFeatureStore
+    models: ModelRegistry
+    metrics: Metrics
+    scorer: Scorer
+    model_errors: dict[str, str]
+
+
+def load_models(models: ModelRegistry, names: Sequence[str]) -> dict[str, str]:
+    """Load the latest version of each model; returns the errors of those that could not be loaded."""
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            model = models.load_latest(name, MODEL_FEATURES[name])
+        except ModelLoadError as exc:
+            errors[name] = str(exc)
+            log.error("model not loaded", extra={"model": name, "error": str(exc)})
+        else:
+            log.info("model loaded", extra={"model": name, "version": model.version, "runtime": model.runtime})
+    return errors
+
+
+@asynccontextmanager
+async def build_services(settings: Settings, *, registry: CollectorRegistry | None = None,
+                         metrics: Metrics | None = None,
+                         models: Sequence[str] = (FRAUD_MODEL, PERSONALIZATION_MODEL)) -> AsyncIterator[Services]:
+    """Everything a process needs; pass ``metrics`` when something (the API middleware) already holds them."""
+    redis = create_redis(settings.redis)
+    try:
+        store = RedisFeatureStore(redis)
+        metrics = metrics if metrics is not None else Metrics(registry)
+        model_registry = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx)
+        errors = load_models(model_registry, models)
+        scorer = Scorer(store, model_registry, metrics)
+        yield Services(settings, redis, store, model_registry, metrics, scorer, errors)
+    finally:
+        await redis.aclose()

@@ -1,0 +1,156 @@
+"""All settings, from the environment (names from the product's seed), validated at start.
+
+Groups are separate classes with their own env prefix so the seed's flat names (``REDIS_HOST``,
+``KAFKA_BOOTSTRAP_SERVERS``, ``API_PORT``...) keep working. Tests build ``Settings(...)`` explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class _Group(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+
+class RedisSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="REDIS_")
+
+    host: str = "127.0.0.1"
+    """Redis host of the feature store."""
+    port: int = Field(default=6379, ge=1, le=65535)
+    password: SecretStr | None = None
+    """Never logged nor returned by /health."""
+    db: int = Field(default=0, ge=0, le=15)
+    max_connections: int = Field(default=64, ge=1)
+    socket_timeout_sec: float = Field(default=0.5, gt=0)
+    """Per-command timeout; a slower Redis counts as down (the API then serves defaults, degraded)."""
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class KafkaSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list."""
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for hostport in value.split(","):
+            host, _, port = hostport.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+
+class TopicSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="TOPIC_")
+
+    transactions: str = "transactions"
+    sessions: str = "sessions"
+    fraud_labels: str = "fraud-labels"
+    fraud_decisions: str = "fraud-decisions"
+    personalization_scores: str = "personalization-scores"
+    dlq: str = "scoring-dlq"
+    shadow: str = "scoring-shadow"
+    input_partitions: int = Field(default=6, ge=1)
+    """Partitions of the input topics when the worker creates them."""
+
+
+class WorkerSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="WORKER_")
+
+    app_id: str = "stream-scorer"
+    """Faust app id: the consumer group."""
+    batch_size: int = Field(default=500, ge=1)
+    batch_wait_sec: float = Field(default=0.01, gt=0)
+    data_dir: Path = Path(".stack/worker")
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    """Port of the worker's /metrics, /health and /ready (0 disables)."""
+
+
+class ApiSettings(_Group):
+    model_config = SettingsConfigDict(env_prefix="API_")
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    redis_down_status: int = 200
+    """What /score answers when Redis is down: 200 with defaults and ``degraded: true``, or 503."""
+
+    @field_validator("redis_down_status")
+    @classmethod
+    def _status(cls, value: int) -> int:
+        if value not in (200, 503):
+            raise ValueError("must be 200 (serve defaults, degraded) or 503")
+        return value
+
+
+class Settings(_Group):
+    """The one settings object; ``Settings()`` reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="")
+
+    model_dir: Path = Path("artifacts")
+    """Root of the versioned model artifacts (``<model>/<version>/``)."""
+    use_onnx: bool = False
+    """Score with ONNX Runtime instead of the native framework (explanations still use the native model)."""
+    feature_cache_ttl: float = Field(default=300.0, ge=0)
+    """Seconds a slow-changing feature may be served from the in-process cache (0 disables the cache)."""
+    log_level: LogLevel = "INFO"
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value raises ``SettingsError`` naming the variable."""
+    groups: dict[str, _Group] = {}
+    problems: list[str] = []
+    for name, (cls, prefix) in _GROUPS.items():
+        try:
+            groups[name] = cls()
+        except ValidationError as exc:
+            problems.extend(_describe(exc, prefix))
+    if not problems:
+        try:
+            return Settings.model_validate(groups)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, ""))
+    raise SettingsError("invalid settings: " + "; ".join(problems))
+
+
+_GROUPS: dict[str, tuple[type[_Group], str]] = {
+    "redis": (RedisSettings, "REDIS_"),
+    "kafka": (KafkaSettings, "KAFKA_"),
+    "topics": (TopicSettings, "TOPIC_"),
+    "worker": (WorkerSettings, "WORKER_"),
+    "api": (ApiSettings, "API_"),
+}
+
+
+def _describe(exc: ValidationError, prefix: str) -> list[str]:
+    return [f"{prefix}{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()]

@@ -1,0 +1,88 @@
+"""Turning a model score (and the features behind it) into the seed's decision fields."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from schemas.decisions import RecommendedAction, RiskLevel
+
+_DECISION_NAMESPACE = uuid.UUID("6f1c8e0a-3b8e-4c57-9a53-2f9d3c1b7e41")
+DEFAULT_REVIEW = 0.5
+DEFAULT_DECLINE = 0.9
+
+
+def decision_id(event_id: str, model_name: str, model_version: str) -> str:
+    """Deterministic per event and model version, so a redelivered event yields the same id."""
+    return str(uuid.uuid5(_DECISION_NAMESPACE, f"{model_name}|{model_version}|{event_id}"))
+
+
+def fraud_action(score: float, thresholds: Mapping[str, float]) -> tuple[RiskLevel, RecommendedAction]:
+    """``decline``/high at or above the decline threshold, ``review``/medium at or above review, else approve."""
+    if score >= thresholds.get("decline", DEFAULT_DECLINE):
+        return "high", "decline"
+    if score >= thresholds.get("review", DEFAULT_REVIEW):
+        return "medium", "review"
+    return "low", "approve"
+
+
+def confidence(score: float) -> float:
+    """How sure the (calibrated) model is of the outcome it favours: ``max(p, 1 - p)``."""
+    return round(max(score, 1.0 - score), 6)
+
+
+def relevance(score: float, baseline_edges: Sequence[float] | None) -> float:
+    """Where the conversion probability ranks among the validation period's scores (0..1).
+
+    ``baseline_edges`` are quantile edges of the validation scores written at training time; without them the
+    relevance is the probability itself.
+    """
+    if not baseline_edges:
+        return score
+    edges = np.asarray(baseline_edges, dtype=np.float64)
+    return round(float(np.searchsorted(edges, score, side="right")) / len(edges), 6)
+
+
+def engagement(features: Mapping[str, float]) -> float:
+    """A 0..1 engagement level from session depth and the user's 14-day activity (saturating)."""
+    depth = features["session_event_count"] / 8.0 + features["session_carts"] / 2.0
+    history = features["user_events_14d"] / 40.0 + features["user_purchases_14d"] / 4.0
+    return round(float(1.0 - np.exp(-(depth + history))), 6)
+
+
+def user_segment(features: Mapping[str, float]) -> str:
+    if features["user_events_14d"] == 0:
+        return "new_visitor"
+    purchases = features["user_purchases_14d"]
+    if purchases >= 2 and features["user_avg_purchase_price_14d"] >= 100:
+        return "high_value_engaged"
+    if purchases >= 2:
+        return "frequent_buyer"
+    if purchases == 1:
+        return "occasional_buyer"
+    if features["user_views_14d"] >= 20:
+        return "engaged_browser"
+    return "casual_browser"
+
+
+def behavioral_signals(features: Mapping[str, float]) -> list[str]:
+    signals = []
+    if features["session_event_count"] >= 5:
+        signals.append("high_engagement_session")
+    if features["session_views"] >= 3:
+        signals.append("multi_page_session")
+    if features["session_carts"] > 0:
+        signals.append("cart_activity")
+    if features["session_item_views"] > 0 or features["user_item_views_14d"] > 0:
+        signals.append("returning_item_interest")
+    if features["user_category_share_14d"] >= 0.3:
+        signals.append("category_affinity")
+    if features["user_purchases_14d"] > 0:
+        signals.append("recent_purchaser")
+    if features["price_ratio_to_user_avg"] >= 2.0:
+        signals.append("price_above_usual")
+    if features["item_conversion_rate_7d"] >= 0.05:
+        signals.append("popular_converting_item")
+    return signals

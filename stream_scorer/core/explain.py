@@ -1,0 +1,60 @@
+"""Human explanations from the model's own per-row contributions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+TOP_FACTORS = 3
+MIN_CONTRIBUTION = 0.05
+"""Contributions (log-odds) below this are noise, not a risk factor."""
+
+_PHRASES: dict[str, str] = {
+    "amount": "amount of {v:,.2f}",
+    "is_night": "night-time transaction",
+    "is_weekend": "weekend transaction",
+    "hour_of_day": "unusual time of day ({v:.0f}h UTC)",
+    "card_tx_count_1h": "{v:.0f} transactions on this card in the last hour",
+    "card_tx_count_24h": "{v:.0f} transactions on this card in the last 24 hours",
+    "card_tx_count_7d": "{v:.0f} transactions on this card in the last 7 days",
+    "card_amount_sum_1h": "{v:,.2f} spent on this card in the last hour",
+    "card_amount_sum_24h": "{v:,.2f} spent on this card in the last 24 hours",
+    "card_amount_sum_7d": "{v:,.2f} spent on this card in the last 7 days",
+    "card_amount_mean_7d": "card's 7-day average amount of {v:,.2f}",
+    "card_amount_ratio_7d": "amount is {v:.1f}x the card's 7-day average",
+    "card_small_tx_count_1h": "{v:.0f} small transactions in the last hour (card-testing pattern)",
+    "card_seconds_since_last_tx": "{v:.0f} s since the card's previous transaction",
+    "card_distinct_merchants_24h": "{v:.0f} different merchants in 24 hours",
+    "card_distinct_countries_24h": "{v:.0f} different countries in 24 hours",
+    "card_country_is_new_7d": "country not seen on this card in 7 days",
+    "card_country_is_foreign": "outside the card's usual country",
+    "card_distance_from_usual_km": "{v:,.0f} km from the card's usual country",
+    "merchant_tx_count_28d": "merchant volume of {v:.0f} transactions",
+    "merchant_fraud_rate_28d": "merchant's confirmed fraud rate of {v:.1%}",
+    "mcc_fraud_rate_28d": "merchant category's confirmed fraud rate of {v:.1%}",
+}
+
+
+def top_factors(names: Sequence[str], contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[int]:
+    """Indices of the features pushing the score up the most, largest first."""
+    order = np.argsort(-contributions, kind="stable")[:limit]
+    return [int(i) for i in order if contributions[i] >= MIN_CONTRIBUTION]
+
+
+def describe(name: str, value: float) -> str:
+    template = _PHRASES.get(name)
+    return template.format(v=value) if template else f"{name} = {value:g}"
+
+
+def fraud_explanation(risk_level: str, score: float, names: Sequence[str], values: Sequence[float],
+                      factors: Sequence[int]) -> str:
+    if not factors:
+        if risk_level == "low":
+            return "Transaction appears legitimate with low risk indicators."
+        return f"{risk_level.capitalize()} risk (score {score:.2f}) without a single dominant factor."
+    reasons = "; ".join(describe(names[i], float(values[i])) for i in factors)
+    if risk_level == "low":
+        return f"Transaction appears legitimate with low risk indicators (score {score:.2f}); " \
+               f"strongest signals: {reasons}."
+    return f"{risk_level.capitalize()} risk (score {score:.2f}): {reasons}."

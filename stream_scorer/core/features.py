@@ -1,0 +1,397 @@
+"""Feature definitions, written once and used by training (offline replay) and serving (Redis).
+
+Every feature is a pure function of the event and of the *state as of the event's time*:
+
+* the card's prior transactions in ``[t - 7d, t)`` (a window, so reading it never includes the event itself and a
+  redelivered event reads exactly what it read the first time);
+* daily transaction / fraud-label counters of the merchant and of the MCC, used only for days
+  ``[day(t) - LABEL_DELAY_DAYS - RISK_WINDOW_DAYS, day(t) - LABEL_DELAY_DAYS)``: fraud labels arrive late
+  (chargebacks), so recent days would look falsely clean; a label counts only once it has arrived;
+* the user's prior session events in ``[t - 14d, t)`` (from which current-session signals are also derived);
+* daily view / cart / purchase counters of the item for days ``[day(t) - 7, day(t))``.
+
+How the state is updated from one event lives in :mod:`stream_scorer.core.feature_state` (in memory, for
+training and tests) and :mod:`stream_scorer.core.feature_store` (Redis); both apply the same rules and a test
+replays history through both and compares every value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Entity = Literal["event", "card", "merchant", "mcc", "user", "item", "session"]
+
+HOUR = 3600.0
+DAY = 86400.0
+CARD_WINDOW_SEC = 7 * DAY
+USER_WINDOW_SEC = 14 * DAY
+LABEL_DELAY_DAYS = 7
+RISK_WINDOW_DAYS = 28
+ITEM_WINDOW_DAYS = 7
+SMALL_AMOUNT = 5.0
+RISK_PRIOR_RATE = 0.005
+RISK_PRIOR_WEIGHT = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    name: str
+    entity: Entity
+    default: float
+    description: str
+
+
+def day_of(ts: float) -> int:
+    """Day index (UTC) of an epoch-seconds timestamp: the unit of the daily counters."""
+    return int(ts // DAY)
+
+
+# --------------------------------------------------------------------------------------------------- fraud state
+@dataclass(frozen=True, slots=True)
+class CardTx:
+    """One prior transaction of a card, as kept in the card's window."""
+
+    event_id: str
+    ts: float
+    amount: float
+    country: str
+    merchant_id: str
+
+
+@dataclass(slots=True)
+class DailyCounts:
+    """Per-day counters of one merchant / MCC (``tx`` and ``fraud``) or item (``view``, ``cart``, ``purchase``)."""
+
+    counts: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def get(self, kind: str, day: int) -> int:
+        return self.counts.get(kind, {}).get(day, 0)
+
+    def total(self, kind: str, first_day: int, end_day: int) -> int:
+        per_day = self.counts.get(kind)
+        if not per_day:
+            return 0
+        return sum(n for d, n in per_day.items() if first_day <= d < end_day)
+
+    def add(self, kind: str, day: int, n: int = 1) -> None:
+        per_day = self.counts.setdefault(kind, {})
+        per_day[day] = per_day.get(day, 0) + n
+
+    def is_empty(self) -> bool:
+        return not any(self.counts.values())
+
+
+@dataclass(slots=True)
+class FraudState:
+    """Everything the fraud features of one transaction read, as of its time."""
+
+    card_history: Sequence[CardTx] = ()
+    merchant: DailyCounts = field(default_factory=DailyCounts)
+    mcc: DailyCounts = field(default_factory=DailyCounts)
+    updated_at: float | None = None
+
+
+# -------------------------------------------------------------------------------------------- fraud definitions
+FRAUD_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("amount", "event", 0.0, "Transaction amount."),
+    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the transaction, fractional."),
+    FeatureSpec("is_night", "event", 0.0, "1 between 00:00 and 06:00 UTC."),
+    FeatureSpec("is_weekend", "event", 0.0, "1 on Saturday or Sunday (UTC)."),
+    FeatureSpec("card_tx_count_1h", "card", 0.0, "Card's transactions in the previous hour."),
+    FeatureSpec("card_tx_count_24h", "card", 0.0, "Card's transactions in the previous 24 hours."),
+    FeatureSpec("card_tx_count_7d", "card", 0.0, "Card's transactions in the previous 7 days."),
+    FeatureSpec("card_amount_sum_1h", "card", 0.0, "Amount spent by the card in the previous hour."),
+    FeatureSpec("card_amount_sum_24h", "card", 0.0, "Amount spent by the card in the previous 24 hours."),
+    FeatureSpec("card_amount_sum_7d", "card", 0.0, "Amount spent by the card in the previous 7 days."),
+    FeatureSpec("card_amount_mean_7d", "card", 0.0, "Card's mean amount over 7 days (0 without history)."),
+    FeatureSpec("card_amount_ratio_7d", "card", 1.0, "Amount divided by the card's 7-day mean amount."),
+    FeatureSpec("card_small_tx_count_1h", "card", 0.0, f"Card's transactions under {SMALL_AMOUNT} in the "
+                                                       "previous hour (card testing)."),
+    FeatureSpec("card_seconds_since_last_tx", "card", CARD_WINDOW_SEC, "Seconds since the card's previous "
+                                                                       "transaction (capped at 7 days)."),
+    FeatureSpec("card_distinct_merchants_24h", "card", 0.0, "Distinct merchants the card used in 24 hours."),
+    FeatureSpec("card_distinct_countries_24h", "card", 0.0, "Distinct countries the card used in 24 hours."),
+    FeatureSpec("card_country_is_new_7d", "card", 0.0, "1 if the country is absent from the card's 7-day "
+                                                       "history (0 without history)."),
+    FeatureSpec("card_country_is_foreign", "card", 0.0, "1 if the country differs from the card's usual "
+                                                        "(most frequent 7-day) country."),
+    FeatureSpec("card_distance_from_usual_km", "card", 0.0, "Distance between the transaction's country and "
+                                                            "the card's usual country (centroids, km)."),
+    FeatureSpec("merchant_tx_count_28d", "merchant", 0.0, "Merchant's transactions in the label-known window."),
+    FeatureSpec("merchant_fraud_rate_28d", "merchant", RISK_PRIOR_RATE, "Merchant's smoothed fraud rate over "
+                "the 28 days that end LABEL_DELAY_DAYS before the transaction (labels known by then)."),
+    FeatureSpec("mcc_fraud_rate_28d", "mcc", RISK_PRIOR_RATE, "The same smoothed fraud rate for the MCC."),
+)
+FRAUD_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FRAUD_FEATURES)
+FRAUD_DEFAULTS: dict[str, float] = {f.name: f.default for f in FRAUD_FEATURES}
+_CARD_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "card")
+_MERCHANT_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "merchant")
+_MCC_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "mcc")
+
+# Approximate centroids (lat, lon) of the countries the simulators use; unknown countries give distance 0.
+COUNTRY_CENTROIDS: Mapping[str, tuple[float, float]] = {
+    "US": (39.8, -98.6), "CA": (56.1, -106.3), "MX": (23.6, -102.6), "BR": (-14.2, -51.9), "AR": (-38.4, -63.6),
+    "GB": (55.4, -3.4), "IE": (53.4, -8.2), "FR": (46.2, 2.2), "DE": (51.2, 10.5), "ES": (40.5, -3.7),
+    "IT": (41.9, 12.6), "NL": (52.1, 5.3), "BE": (50.5, 4.5), "CH": (46.8, 8.2), "SE": (60.1, 18.6),
+    "PL": (51.9, 19.1), "PT": (39.4, -8.2), "RO": (45.9, 25.0), "UA": (48.4, 31.2), "RU": (61.5, 105.3),
+    "TR": (39.0, 35.2), "NG": (9.1, 8.7), "ZA": (-30.6, 22.9), "EG": (26.8, 30.8), "IN": (20.6, 79.0),
+    "CN": (35.9, 104.2), "JP": (36.2, 138.3), "KR": (35.9, 127.8), "SG": (1.35, 103.8), "AU": (-25.3, 133.8),
+    "AE": (23.4, 53.8), "TH": (15.9, 101.0), "ID": (-0.8, 113.9), "PH": (12.9, 121.8), "VN": (14.1, 108.3),
+}
+
+
+def country_distance_km(a: str, b: str) -> float:
+    pa, pb = COUNTRY_CENTROIDS.get(a), COUNTRY_CENTROIDS.get(b)
+    if pa is None or pb is None or a == b:
+        return 0.0
+    lat1, lon1, lat2, lon2 = map(math.radians, (*pa, *pb))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return round(2 * 6371.0 * math.asin(math.sqrt(h)), 3)
+
+
+def usual_country(history: Iterable[CardTx]) -> str | None:
+    """The card's most frequent country in its window (ties broken alphabetically), None without history."""
+    counts = Counter(tx.country for tx in history if tx.country)
+    if not counts:
+        return None
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def smoothed_rate(events: int, frauds: int) -> float:
+    return (frauds + RISK_PRIOR_RATE * RISK_PRIOR_WEIGHT) / (events + RISK_PRIOR_WEIGHT)
+
+
+def risk_window(ts: float) -> tuple[int, int]:
+    """First day (inclusive) and end day (exclusive) whose labels are known at ``ts``."""
+    end = day_of(ts) - LABEL_DELAY_DAYS
+    return end - RISK_WINDOW_DAYS, end
+
+
+def fraud_features(ts: float, amount: float, country: str | None, state: FraudState) -> list[float]:
+    """The fraud feature vector, in ``FRAUD_FEATURE_NAMES`` order.
+
+    ``state.card_history`` may hold transactions at or after ``ts`` (a store that already saw later events); they
+    are ignored, so the result is the state as of ``ts``.
+    """
+    window = [tx for tx in state.card_history if ts - CARD_WINDOW_SEC <= tx.ts < ts]
+    hour = (ts % DAY) / HOUR
+    weekday = (day_of(ts) + 3) % 7  # 1970-01-01 was a Thursday; Monday == 0
+    n1h = n24h = small1h = 0
+    s1h = s24h = s7d = 0.0
+    merchants24: set[str] = set()
+    countries24: set[str] = set()
+    last_ts: float | None = None
+    for tx in window:
+        age = ts - tx.ts
+        s7d += tx.amount
+        if age <= DAY:
+            n24h += 1
+            s24h += tx.amount
+            merchants24.add(tx.merchant_id)
+            if tx.country:
+                countries24.add(tx.country)
+            if age <= HOUR:
+                n1h += 1
+                s1h += tx.amount
+                if tx.amount < SMALL_AMOUNT:
+                    small1h += 1
+        if last_ts is None or tx.ts > last_ts:
+            last_ts = tx.ts
+    n7d = len(window)
+    mean7d = s7d / n7d if n7d else 0.0
+    ratio = amount / mean7d if mean7d > 0 else 1.0
+    usual = usual_country(window)
+    seen = {tx.country for tx in window}
+    is_new = 1.0 if (country and window and country not in seen) else 0.0
+    foreign = 1.0 if (country and usual and country != usual) else 0.0
+    distance = country_distance_km(country, usual) if (country and usual) else 0.0
+    first, end = risk_window(ts)
+    m_tx = state.merchant.total("tx", first, end)
+    m_fraud = state.merchant.total("fraud", first, end)
+    c_tx = state.mcc.total("tx", first, end)
+    c_fraud = state.mcc.total("fraud", first, end)
+    return [
+        amount,
+        round(hour, 6),
+        1.0 if hour < 6 else 0.0,
+        1.0 if weekday >= 5 else 0.0,
+        float(n1h),
+        float(n24h),
+        float(n7d),
+        s1h,
+        s24h,
+        s7d,
+        mean7d,
+        ratio,
+        float(small1h),
+        min(ts - last_ts, CARD_WINDOW_SEC) if last_ts is not None else CARD_WINDOW_SEC,
+        float(len(merchants24)),
+        float(len(countries24)),
+        is_new,
+        foreign,
+        distance,
+        float(m_tx),
+        smoothed_rate(m_tx, m_fraud),
+        smoothed_rate(c_tx, c_fraud),
+    ]
+
+
+def missing_fraud_features(ts: float, state: FraudState) -> list[str]:
+    """Features served from their default because their entity has no data in the window they read at ``ts``."""
+    missing: list[str] = []
+    if not any(ts - CARD_WINDOW_SEC <= tx.ts < ts for tx in state.card_history):
+        missing.extend(_CARD_FEATURES)
+    first, end = risk_window(ts)
+    if not state.merchant.total("tx", first, end):
+        missing.extend(_MERCHANT_FEATURES)
+    if not state.mcc.total("tx", first, end):
+        missing.extend(_MCC_FEATURES)
+    return missing
+
+
+# ---------------------------------------------------------------------------------------- personalization state
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """One prior session event of a user, as kept in the user's window."""
+
+    event_id: str
+    ts: float
+    event_type: str
+    category: str
+    price: float
+    item_id: str
+    session_id: str
+
+
+@dataclass(slots=True)
+class PersonalizationState:
+    user_history: Sequence[UserEvent] = ()
+    item: DailyCounts = field(default_factory=DailyCounts)
+    updated_at: float | None = None
+
+
+PERSONALIZATION_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("item_price", "event", 0.0, "Price of the item."),
+    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the event, fractional."),
+    FeatureSpec("user_events_14d", "user", 0.0, "User's session events in the previous 14 days."),
+    FeatureSpec("user_views_14d", "user", 0.0, "User's item views in 14 days."),
+    FeatureSpec("user_carts_14d", "user", 0.0, "User's cart adds in 14 days."),
+    FeatureSpec("user_purchases_14d", "user", 0.0, "User's purchases in 14 days."),
+    FeatureSpec("user_sessions_14d", "user", 0.0, "User's distinct sessions in 14 days."),
+    FeatureSpec("user_conversion_rate_14d", "user", 0.0, "Purchases per view (smoothed) over 14 days."),
+    FeatureSpec("user_category_share_14d", "user", 0.0, "Share of the user's 14-day events in this category."),
+    FeatureSpec("user_category_purchases_14d", "user", 0.0, "User's purchases in this category in 14 days."),
+    FeatureSpec("user_avg_purchase_price_14d", "user", 0.0, "User's mean purchase price (0 without purchases)."),
+    FeatureSpec("price_ratio_to_user_avg", "user", 1.0, "Item price over the user's mean purchase price."),
+    FeatureSpec("user_seconds_since_last_event", "user", USER_WINDOW_SEC, "Seconds since the user's previous "
+                                                                          "event (capped at 14 days)."),
+    FeatureSpec("user_item_views_14d", "user", 0.0, "Times the user viewed this item in 14 days."),
+    FeatureSpec("item_views_7d", "item", 0.0, "Item views over the 7 previous full days."),
+    FeatureSpec("item_purchases_7d", "item", 0.0, "Item purchases over the 7 previous full days."),
+    FeatureSpec("item_conversion_rate_7d", "item", 0.0, "Item purchases per view (smoothed), 7 days."),
+    FeatureSpec("session_event_count", "session", 0.0, "Events so far in the current session."),
+    FeatureSpec("session_views", "session", 0.0, "Views so far in the current session."),
+    FeatureSpec("session_carts", "session", 0.0, "Cart adds so far in the current session."),
+    FeatureSpec("session_distinct_categories", "session", 0.0, "Distinct categories in the current session."),
+    FeatureSpec("session_item_views", "session", 0.0, "Views of this item in the current session."),
+    FeatureSpec("session_category_share", "session", 0.0, "Share of the session's events in this category."),
+    FeatureSpec("session_duration_sec", "session", 0.0, "Seconds since the session's first event."),
+)
+PERSONALIZATION_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in PERSONALIZATION_FEATURES)
+PERSONALIZATION_DEFAULTS: dict[str, float] = {f.name: f.default for f in PERSONALIZATION_FEATURES}
+_USER_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "user")
+_SESSION_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "session")
+_ITEM_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "item")
+
+
+def personalization_features(ts: float, item_id: str, category: str, price: float, session_id: str | None,
+                             state: PersonalizationState) -> list[float]:
+    """The personalization feature vector, in ``PERSONALIZATION_FEATURE_NAMES`` order, as of ``ts``."""
+    window = [e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts]
+    views = carts = purchases = cat_events = cat_purchases = item_views = 0
+    purchase_sum = 0.0
+    sessions: set[str] = set()
+    last_ts: float | None = None
+    s_events = s_views = s_carts = s_item_views = s_cat = 0
+    s_categories: set[str] = set()
+    s_first: float | None = None
+    for e in window:
+        sessions.add(e.session_id)
+        if e.event_type == "view":
+            views += 1
+            if e.item_id == item_id:
+                item_views += 1
+        elif e.event_type == "cart":
+            carts += 1
+        elif e.event_type == "purchase":
+            purchases += 1
+            purchase_sum += e.price
+            if e.category == category:
+                cat_purchases += 1
+        if e.category == category:
+            cat_events += 1
+        if last_ts is None or e.ts > last_ts:
+            last_ts = e.ts
+        if session_id is not None and e.session_id == session_id:
+            s_events += 1
+            s_categories.add(e.category)
+            if e.category == category:
+                s_cat += 1
+            if e.event_type == "view":
+                s_views += 1
+                if e.item_id == item_id:
+                    s_item_views += 1
+            elif e.event_type == "cart":
+                s_carts += 1
+            if s_first is None or e.ts < s_first:
+                s_first = e.ts
+    n = len(window)
+    avg_purchase = purchase_sum / purchases if purchases else 0.0
+    first_day = day_of(ts) - ITEM_WINDOW_DAYS
+    i_views = state.item.total("view", first_day, day_of(ts))
+    i_purchases = state.item.total("purchase", first_day, day_of(ts))
+    return [
+        price,
+        round((ts % DAY) / HOUR, 6),
+        float(n),
+        float(views),
+        float(carts),
+        float(purchases),
+        float(len(sessions)),
+        purchases / (views + 5.0),
+        cat_events / n if n else 0.0,
+        float(cat_purchases),
+        avg_purchase,
+        price / avg_purchase if avg_purchase > 0 else 1.0,
+        min(ts - last_ts, USER_WINDOW_SEC) if last_ts is not None else USER_WINDOW_SEC,
+        float(item_views),
+        float(i_views),
+        float(i_purchases),
+        i_purchases / (i_views + 5.0),
+        float(s_events),
+        float(s_views),
+        float(s_carts),
+        float(len(s_categories)),
+        float(s_item_views),
+        s_cat / s_events if s_events else 0.0,
+        ts - s_first if s_first is not None else 0.0,
+    ]
+
+
+def missing_personalization_features(ts: float, session_id: str | None,
+                                     state: PersonalizationState) -> list[str]:
+    """Features served from their default because their entity has no data in the window they read at ``ts``."""
+    missing: list[str] = []
+    window = [e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts]
+    if not window:
+        missing.extend(_USER_FEATURES)
+    if session_id is None or not any(e.session_id == session_id for e in window):
+        missing.extend(_SESSION_FEATURES)
+    if not any(state.item.total(kind, day_of(ts) - ITEM_WINDOW_DAYS, day_of(ts))
+               for kind in ("view", "cart", "purchase")):
+        missing.extend(_ITEM_FEATURES)
+    return missing

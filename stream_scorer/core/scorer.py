@@ -1,0 +1,260 @@
+"""THE scoring core, shared by the HTTP API and the stream worker. Imports neither FastAPI nor faust.
+
+One call scores a batch (an HTTP request is a batch of one): one feature-store round trip, one model call for
+the whole matrix, then the decisions. The stream also applies each event's feature update after scoring it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas.decisions import FraudDecision, PersonalizationDecision
+from schemas.events import SessionEvent, TransactionEvent
+from stream_scorer.core import decisions as d
+from stream_scorer.core.explain import fraud_explanation, top_factors
+from stream_scorer.core.feature_state import LabelUpdate, SessionUpdate, TransactionUpdate
+from stream_scorer.core.feature_store import FeatureStore
+from stream_scorer.core.features import (
+    FRAUD_FEATURE_NAMES,
+    PERSONALIZATION_FEATURE_NAMES,
+    CardTx,
+    FraudState,
+    PersonalizationState,
+    UserEvent,
+    fraud_features,
+    missing_fraud_features,
+    missing_personalization_features,
+    personalization_features,
+)
+from stream_scorer.errors import FeatureStoreUnavailable
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.registry import ModelRegistry
+
+FRAUD_MODEL = "fraud"
+PERSONALIZATION_MODEL = "personalization"
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+log = logging.getLogger(__name__)
+
+
+E = TypeVar("E", TransactionEvent, SessionEvent)
+K = TypeVar("K")
+S = TypeVar("S")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True, slots=True)
+class Identified(Generic[E]):
+    """An event with its id and time settled (from the event, else from the adapter's fallback)."""
+
+    event: E
+    event_id: str
+    ts: float
+
+
+def identify_transaction(event: TransactionEvent, fallback_id: str, fallback_ts: float) -> Identified[TransactionEvent]:
+    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
+    return Identified(event, event.transaction_id or fallback_id, ts)
+
+
+def identify_session_event(event: SessionEvent, fallback_id: str, fallback_ts: float) -> Identified[SessionEvent]:
+    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
+    return Identified(event, event.event_id or fallback_id, ts)
+
+
+class Scorer:
+    def __init__(self, store: FeatureStore, registry: ModelRegistry, metrics: Metrics, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._registry = registry
+        self._metrics = metrics
+        self._clock = clock
+
+    # ------------------------------------------------------------------------------------------------- fraud
+    async def score_transactions(self, items: Sequence[Identified[TransactionEvent]], *, apply_updates: bool = False,
+                                 allow_degraded: bool = False) -> list[FraudDecision]:
+        """Score transactions as of their own time; with ``apply_updates`` (the stream) then record them."""
+        if not items:
+            return []
+        start = time.perf_counter()
+        model = self._registry.get(FRAUD_MODEL)
+        keys = [(i.event.card_id, i.event.merchant_id, i.event.mcc_code, i.ts) for i in items]
+        states, degraded = await self._fetch(self._store.fetch_fraud_states, keys, FRAUD_MODEL, allow_degraded,
+                                             FraudState)
+        if len(items) > 1:
+            _merge_card_batch(items, states)
+        x = np.array([fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
+                      for i, s in zip(items, states, strict=True)], dtype=np.float64)
+        t_model = time.perf_counter()
+        scores = model.predict(x)
+        t_explain = time.perf_counter()
+        contributions = model.contributions(x)
+        t_done = time.perf_counter()
+        m = self._metrics
+        m.model_inference_duration.labels(FRAUD_MODEL, "predict").observe(t_explain - t_model)
+        m.model_inference_duration.labels(FRAUD_MODEL, "explain").observe(t_done - t_explain)
+        if apply_updates:
+            await self._apply(self._store.apply_transactions, [_tx_update(i) for i in items])
+        now = self._clock()
+        scored_at = datetime.fromtimestamp(now, UTC)
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        thresholds = model.metadata.thresholds
+        score_hist = m.prediction_scores.labels(FRAUD_MODEL, model.version)
+        out = []
+        for row, (item, state) in enumerate(zip(items, states, strict=True)):
+            score = float(scores[row])
+            risk, action = d.fraud_action(score, thresholds)
+            factors = top_factors(FRAUD_FEATURE_NAMES, contributions[row])
+            missing = [] if degraded else missing_fraud_features(item.ts, state)
+            out.append(FraudDecision.model_construct(
+                fraud_score=round(score, 6), risk_level=risk, confidence=d.confidence(score),
+                recommended_action=action,
+                explanation=fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, x[row], factors),
+                top_risk_factors=[FRAUD_FEATURE_NAMES[j] for j in factors],
+                features_used=len(FRAUD_FEATURE_NAMES), latency_ms=latency_ms, model_version=model.version,
+                feature_freshness_sec=_freshness(now, state.updated_at), transaction_id=item.event_id,
+                decision_id=d.decision_id(item.event_id, FRAUD_MODEL, model.version),
+                event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
+                features_missing=list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, degraded=degraded,
+            ))
+            score_hist.observe(score)
+            m.decisions.labels(FRAUD_MODEL, action).inc()
+            for name in missing:
+                m.features_missing.labels(FRAUD_MODEL, name).inc()
+        return out
+
+    # --------------------------------------------------------------------------------------- personalization
+    async def score_session_events(self, items: Sequence[Identified[SessionEvent]], *, apply_updates: bool = False,
+                                   allow_degraded: bool = False) -> list[PersonalizationDecision]:
+        if not items:
+            return []
+        start = time.perf_counter()
+        model = self._registry.get(PERSONALIZATION_MODEL)
+        keys = [(i.event.user_id, i.event.item_id, i.ts) for i in items]
+        states, degraded = await self._fetch(self._store.fetch_personalization_states, keys,
+                                             PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
+        if len(items) > 1:
+            _merge_user_batch(items, states)
+        x = np.array([personalization_features(i.ts, i.event.item_id, i.event.item_category, i.event.item_price,
+                                               i.event.session_id, s) for i, s in zip(items, states, strict=True)],
+                     dtype=np.float64)
+        t_model = time.perf_counter()
+        scores = model.predict(x)
+        self._metrics.model_inference_duration.labels(PERSONALIZATION_MODEL, "predict").observe(
+            time.perf_counter() - t_model)
+        if apply_updates:
+            await self._apply(self._store.apply_session_events, [_session_update(i) for i in items])
+        now = self._clock()
+        scored_at = datetime.fromtimestamp(now, UTC)
+        latency_ms = round((time.perf_counter() - start) * 1000, 3)
+        edges = model.metadata.raw.get("score_baseline", {}).get("quantile_edges")
+        score_hist = self._metrics.prediction_scores.labels(PERSONALIZATION_MODEL, model.version)
+        out = []
+        for row, (item, state) in enumerate(zip(items, states, strict=True)):
+            score = float(scores[row])
+            features = dict(zip(PERSONALIZATION_FEATURE_NAMES, x[row].tolist(), strict=True))
+            segment = d.user_segment(features)
+            missing = (list(PERSONALIZATION_FEATURE_NAMES[2:]) if degraded
+                       else missing_personalization_features(item.ts, item.event.session_id, state))
+            out.append(PersonalizationDecision.model_construct(
+                relevance_score=d.relevance(score, edges), conversion_probability=round(score, 6),
+                engagement_score=d.engagement(features), user_segment=segment,
+                behavioral_signals=d.behavioral_signals(features),
+                features_used=len(PERSONALIZATION_FEATURE_NAMES), latency_ms=latency_ms,
+                model_version=model.version, event_id=item.event_id,
+                decision_id=d.decision_id(item.event_id, PERSONALIZATION_MODEL, model.version),
+                event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
+                features_missing=missing, degraded=degraded,
+            ))
+            score_hist.observe(score)
+            self._metrics.decisions.labels(PERSONALIZATION_MODEL, segment).inc()
+            for name in missing:
+                self._metrics.features_missing.labels(PERSONALIZATION_MODEL, name).inc()
+        return out
+
+    async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
+        """Record fraud labels (chargebacks) in the label-based features; returns how many were new."""
+        return int(await self._apply(self._store.apply_labels, updates))
+
+    # --------------------------------------------------------------------------------------------- internals
+    async def _fetch(self, fetch: Callable[[Sequence[K]], object], keys: Sequence[K], model: str,
+                           allow_degraded: bool, empty: Callable[[], S]) -> tuple[list[S], bool]:
+        start = time.perf_counter()
+        try:
+            states: list[S] = await fetch(keys)  # type: ignore[misc]
+        except _STORE_ERRORS as exc:
+            self._metrics.feature_store_errors.labels("fetch").inc()
+            self._metrics.redis_up.set(0)
+            if not allow_degraded:
+                raise FeatureStoreUnavailable(f"feature store unavailable: {exc}") from exc
+            log.warning("feature store unavailable, scoring from defaults", extra={"error": str(exc)})
+            self._metrics.degraded_decisions.labels(model).inc(len(keys))
+            return [empty() for _ in keys], True
+        self._metrics.redis_up.set(1)
+        self._metrics.feature_fetch_duration.labels(model).observe(time.perf_counter() - start)
+        return states, False
+
+    async def _apply(self, apply: Callable[[Sequence[U]], object], updates: Sequence[U]) -> Any:
+        try:
+            return await apply(updates)  # type: ignore[misc]
+        except _STORE_ERRORS as exc:
+            self._metrics.feature_store_errors.labels("update").inc()
+            raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
+
+
+def _freshness(now: float, updated_at: float | None) -> float | None:
+    return None if updated_at is None else round(max(0.0, now - updated_at), 3)
+
+
+def _tx_update(i: Identified[TransactionEvent]) -> TransactionUpdate:
+    e = i.event
+    return TransactionUpdate(i.event_id, e.card_id, i.ts, e.transaction_amount, e.country_code, e.merchant_id,
+                             e.mcc_code)
+
+
+def _session_update(i: Identified[SessionEvent]) -> SessionUpdate:
+    e = i.event
+    return SessionUpdate(i.event_id, e.user_id, i.ts, e.event_type, e.item_id, e.item_category, e.item_price,
+                         e.session_id)
+
+
+def _merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list[FraudState]) -> None:
+    """Let each event see the other events of its card in the same batch (the window keeps only earlier ones)."""
+    by_card: dict[str, list[int]] = defaultdict(list)
+    for row, item in enumerate(items):
+        by_card[item.event.card_id].append(row)
+    for rows in by_card.values():
+        if len(rows) < 2:
+            continue
+        batch = [CardTx(items[r].event_id, items[r].ts, items[r].event.transaction_amount,
+                        items[r].event.country_code or "", items[r].event.merchant_id) for r in rows]
+        for r in rows:
+            known = {tx.event_id for tx in states[r].card_history}
+            extra = [tx for tx in batch if tx.event_id not in known]
+            states[r].card_history = [*states[r].card_history, *extra]
+
+
+def _merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[PersonalizationState]) -> None:
+    by_user: dict[str, list[int]] = defaultdict(list)
+    for row, item in enumerate(items):
+        by_user[item.event.user_id].append(row)
+    for rows in by_user.values():
+        if len(rows) < 2:
+            continue
+        batch = [UserEvent(items[r].event_id, items[r].ts, items[r].event.event_type, items[r].event.item_category,
+                           items[r].event.item_price, items[r].event.item_id, items[r].event.session_id or "-")
+                 for r in rows]
+        for r in rows:
+            known = {e.event_id for e in states[r].user_history}
+            extra = [e for e in batch if e.event_id not in known]
+            states[r].user_history = [*states[r].user_history, *extra]

@@ -1,0 +1,58 @@
+"""Every Prometheus metric, defined once on an injected registry (tests pass a fresh one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
+_FAST_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+_SCORE_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))
+_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # HTTP (seed names)
+        self.requests = Counter("inference_requests_total", "Requests by endpoint and status.",
+                                ["endpoint", "status"], registry=r)
+        self.request_duration = Histogram("inference_request_duration_seconds", "Request latency.",
+                                          ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.active_requests = Gauge("inference_active_requests", "Requests in flight.", registry=r)
+        self.errors = Counter("inference_errors_total", "Errors by type and endpoint.", ["type", "endpoint"],
+                              registry=r)
+        # scoring core (seed names)
+        self.feature_fetch_duration = Histogram("feature_fetch_duration_seconds", "Feature store read latency "
+                                                "(one round trip per request or batch).", ["model"],
+                                                buckets=_FAST_BUCKETS, registry=r)
+        self.model_inference_duration = Histogram("model_inference_duration_seconds", "Model call latency.",
+                                                  ["model", "stage"], buckets=_FAST_BUCKETS, registry=r)
+        self.prediction_scores = Histogram("prediction_scores", "Distribution of prediction scores.",
+                                           ["model", "version"], buckets=_SCORE_BUCKETS, registry=r)
+        self.decisions = Counter("scoring_decisions_total", "Decisions by model and action or segment.",
+                                 ["model", "action"], registry=r)
+        self.features_missing = Counter("features_missing_total", "Features served from their default.",
+                                        ["model", "feature"], registry=r)
+        self.feature_store_errors = Counter("feature_store_errors_total", "Failed feature store calls.",
+                                            ["operation"], registry=r)
+        self.degraded_decisions = Counter("degraded_decisions_total", "Decisions made from defaults because "
+                                          "the feature store was down.", ["model"], registry=r)
+        self.feature_cache = Counter("feature_cache_requests_total", "Feature cache lookups.", ["result"],
+                                     registry=r)
+        self.redis_up = Gauge("feature_store_up", "1 when the last feature store call succeeded.", registry=r)
+        # stream
+        self.stream_events = Counter("stream_events_total", "Consumed events by topic and outcome.",
+                                     ["topic", "outcome"], registry=r)
+        self.event_to_decision = Histogram("stream_event_to_decision_seconds", "Kafka record timestamp to "
+                                           "decision produced.", ["topic"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("stream_batch_size", "Events per processed batch.", ["topic"],
+                                    buckets=_BATCH_BUCKETS, registry=r)
+        self.dlq = Counter("stream_dlq_total", "Events sent to the dead-letter topic.", ["topic", "reason"],
+                           registry=r)
+        self.consumer_lag = Gauge("stream_consumer_lag", "End offset minus committed offset.",
+                                  ["topic", "partition"], registry=r)
+        self.feature_update_duration = Histogram("feature_update_duration_seconds", "Streaming feature update "
+                                                 "latency per batch.", ["topic"], buckets=_FAST_BUCKETS, registry=r)
+        self.retries = Counter("stream_retries_total", "Retried batches after a retryable failure.",
+                               ["topic", "error"], registry=r)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import numpy as np
+import xgboost as xgb
+
+from stream_scorer.models.base import Model, ModelLoadError, ModelMetadata, model_file
+
+
+class XGBoostModel(Model):
+    """Scores with ``inplace_predict`` (no DMatrix); contributions (TreeSHAP) build one DMatrix per call."""
+
+    def __init__(self, metadata: ModelMetadata) -> None:
+        super().__init__(metadata)
+        path = model_file(metadata)
+        try:
+            self._booster = xgb.Booster(model_file=str(path))
+        except xgb.core.XGBoostError as exc:
+            raise ModelLoadError(f"{path}: not an XGBoost model ({str(exc).splitlines()[0]})") from None
+        self._booster.set_param({"nthread": 1})
+        n = self._booster.num_features()
+        if n != len(metadata.feature_names):
+            raise ModelLoadError(f"{path}: model has {n} features, metadata lists {len(metadata.feature_names)}")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._booster.inplace_predict(x, validate_features=False), dtype=np.float64)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        contribs = self._booster.predict(xgb.DMatrix(x), pred_contribs=True, validate_features=False)
+        return np.asarray(contribs[:, :-1], dtype=np.float64)  # last column is the bias

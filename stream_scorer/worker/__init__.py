@@ -1,0 +1,1 @@
+"""The faust-streaming adapter: decode, call the Scorer, produce, then let the offsets commit."""

@@ -1,0 +1,148 @@
+"""The faust app: one agent per input topic, each a few lines over :class:`BatchProcessor`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import faust
+import mode
+from faust.types import EventT, StreamT
+from prometheus_client import CollectorRegistry
+
+from stream_scorer.bootstrap import Services, build_services
+from stream_scorer.config import Settings
+from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
+from stream_scorer.worker.status import WorkerStatusServer
+from stream_scorer.worker.topics import Topics, declare_topics, ensure_topics
+
+log = logging.getLogger(__name__)
+
+EXIT_UNEXPECTED = 70
+
+
+class FaustProducer:
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
+        return await self._app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+
+
+class ScoringRuntime(mode.Service):
+    """Builds the services inside faust's event loop before the agents run, closes them after."""
+
+    def __init__(self, settings: Settings, app: faust.App, topics: Topics,
+                 registry: CollectorRegistry | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.app = app
+        self.topics = topics
+        self._registry = registry
+        self._stack = AsyncExitStack()
+        self._ready = asyncio.Event()
+        self.services: Services | None = None
+        self.processor: BatchProcessor | None = None
+
+    async def on_start(self) -> None:
+        created = await ensure_topics(self.settings.kafka.bootstrap_servers, self.settings.topics)
+        if created:
+            log.info("topics created", extra={"topics": created})
+        services = await self._stack.enter_async_context(build_services(self.settings, registry=self._registry))
+        if services.model_errors:
+            raise RuntimeError(f"cannot start the worker without its models: {services.model_errors}")
+        self.services = services
+        names = self.settings.topics
+        self.processor = BatchProcessor(services.scorer, FaustProducer(self.app),
+                                        OutputTopics(names.fraud_decisions, names.personalization_scores, names.dlq),
+                                        services.metrics)
+        if self.settings.worker.metrics_port:
+            status = WorkerStatusServer(services, self.app, self.settings.worker.metrics_port)
+            await self._stack.enter_async_context(status)
+        self._ready.set()
+        log.info("worker ready", extra={"models": {n: m.version for n, m in services.models.loaded().items()}})
+
+    async def on_stop(self) -> None:
+        await self._stack.aclose()
+
+    async def run_batch(self, handler: Callable[[BatchProcessor, Sequence[Record]], Awaitable[None]],
+                        events: Sequence[EventT]) -> None:
+        """Process a batch to the end, even when shutdown cancels the agent; never return on failure.
+
+        faust acks (and later commits) the batch's offsets as soon as this returns *or raises*, so an
+        unexpected error must not surface as an exception: the process exits without committing and the
+        batch is redelivered to whichever worker takes the partitions.
+        """
+        await self._ready.wait()
+        assert self.processor is not None
+        records = [_record(e) for e in events]
+        task = asyncio.ensure_future(handler(self.processor, records))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task  # shutdown: finish the in-flight batch, then let faust commit
+            raise
+        except Exception:
+            log.critical("unexpected error while processing a batch; exiting without committing",
+                         exc_info=True)
+            os._exit(EXIT_UNEXPECTED)
+
+
+def _record(event: EventT) -> Record:
+    m = event.message
+    return Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
+
+
+def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None = None
+                      ) -> tuple[faust.App, ScoringRuntime]:
+    worker = settings.worker
+    app = faust.App(
+        worker.app_id,
+        broker=",".join(f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap_servers.split(",")),
+        store="memory://",
+        web_enabled=False,
+        datadir=str(worker.data_dir),
+        topic_partitions=settings.topics.input_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_commit_every=1000,
+        broker_commit_interval=0.5,
+        producer_linger_ms=1,
+        producer_acks=-1,
+        stream_buffer_maxsize=max(4096, worker.batch_size * 4),
+    )
+    topics = declare_topics(app, settings.topics)
+    runtime = ScoringRuntime(settings, app, topics, registry)
+    size, within = worker.batch_size, worker.batch_wait_sec
+
+    async def consume(stream: StreamT, handler: Callable[[BatchProcessor, Sequence[Record]], Awaitable[None]]) -> None:
+        async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
+            await runtime.run_batch(handler, events)
+
+    @app.agent(topics.transactions, name="score-transactions")
+    async def score_transactions(stream: StreamT) -> None:
+        await consume(stream, BatchProcessor.process_transactions)
+
+    @app.agent(topics.sessions, name="score-sessions")
+    async def score_sessions(stream: StreamT) -> None:
+        await consume(stream, BatchProcessor.process_sessions)
+
+    @app.agent(topics.fraud_labels, name="apply-fraud-labels")
+    async def apply_fraud_labels(stream: StreamT) -> None:
+        await consume(stream, BatchProcessor.process_labels)
+
+    return app, runtime
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker process in the foreground until SIGINT/SIGTERM (graceful: in-flight batch, commit)."""
+    app, runtime = create_worker_app(settings)
+    worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True, override_logging=False,
+                          redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,187 @@
+"""Batch processing for each input topic, independent of how faust delivers the batch.
+
+For every batch: decode (bad records become dead letters), score the valid events with one feature-store
+round trip and one model call, apply their feature updates, produce the decisions and dead letters, and wait
+until the broker has acknowledged every one of them. Only then does the caller let faust ack the offsets.
+Retryable failures (Redis or the broker) are retried with backoff, never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+
+from schemas.events import FraudLabel, SessionEvent, TransactionEvent
+from stream_scorer.core.feature_state import LabelUpdate
+from stream_scorer.core.scorer import Identified, Scorer, identify_session_event, identify_transaction
+from stream_scorer.errors import BrokerUnavailable, ScoringError
+from stream_scorer.metrics import Metrics
+from stream_scorer.worker.dead_letters import DeadLetter, dead_letter
+from stream_scorer.worker.decode import decode
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SEC = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What the processor needs of a consumed Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None
+    key: bytes | None
+    value: bytes | None
+
+
+class Producer(Protocol):
+    """Sends one record; the returned awaitable resolves when the broker acknowledged it."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]: ...
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    fraud_decisions: str
+    personalization_scores: str
+    dlq: str
+
+
+class BatchProcessor:
+    def __init__(self, scorer: Scorer, producer: Producer, outputs: OutputTopics, metrics: Metrics, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._scorer = scorer
+        self._producer = producer
+        self._out = outputs
+        self._metrics = metrics
+        self._clock = clock
+
+    async def process_transactions(self, records: Sequence[Record]) -> None:
+        await self._score_batch(records, TransactionEvent, identify_transaction, self._score_tx,
+                                self._out.fraud_decisions, key_of=lambda e: e.card_id)
+
+    async def process_sessions(self, records: Sequence[Record]) -> None:
+        await self._score_batch(records, SessionEvent, identify_session_event, self._score_sessions,
+                                self._out.personalization_scores, key_of=lambda e: e.user_id)
+
+    async def process_labels(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        topic = records[0].topic
+        self._metrics.batch_size.labels(topic).observe(len(records))
+        updates: list[LabelUpdate] = []
+        letters: list[DeadLetter] = []
+        for record in records:
+            decoded = decode(FraudLabel, record.value)
+            if decoded.event is None:
+                assert decoded.rejection is not None
+                letters.append(_letter(record, decoded.rejection.reason, decoded.rejection.field,
+                                       decoded.rejection.detail))
+                continue
+            label = decoded.event
+            updates.append(LabelUpdate(label.transaction_id, label.merchant_id, label.mcc_code,
+                                       label.transaction_timestamp.timestamp(), label.is_fraud))
+        start = time.perf_counter()
+        await self._retrying(topic, lambda: self._scorer.apply_labels(updates))
+        self._metrics.feature_update_duration.labels(topic).observe(time.perf_counter() - start)
+        await self._retrying(topic, lambda: self._send_all([], letters))
+        self._metrics.stream_events.labels(topic, "applied").inc(len(updates))
+        self._count_dead(topic, letters)
+
+    # ------------------------------------------------------------------------------------------- internals
+    async def _score_tx(self, items: Sequence[Identified[TransactionEvent]]) -> list[BaseModel]:
+        return list(await self._scorer.score_transactions(items, apply_updates=True))
+
+    async def _score_sessions(self, items: Sequence[Identified[SessionEvent]]) -> list[BaseModel]:
+        return list(await self._scorer.score_session_events(items, apply_updates=True))
+
+    async def _score_batch(self, records: Sequence[Record], schema: type[Any], identify: Callable[..., Any],
+                           score: Callable[[Sequence[Any]], Awaitable[list[BaseModel]]], out_topic: str,
+                           key_of: Callable[[Any], str]) -> None:
+        if not records:
+            return
+        topic = records[0].topic
+        self._metrics.batch_size.labels(topic).observe(len(records))
+        items: list[Identified[Any]] = []
+        sources: list[Record] = []
+        letters: list[DeadLetter] = []
+        now = self._clock()
+        for record in records:
+            decoded = decode(schema, record.value)
+            if decoded.event is None:
+                assert decoded.rejection is not None
+                letters.append(_letter(record, decoded.rejection.reason, decoded.rejection.field,
+                                       decoded.rejection.detail))
+                continue
+            fallback_id = f"{record.topic}-{record.partition}-{record.offset}"
+            items.append(identify(decoded.event, fallback_id, record.timestamp or now))
+            sources.append(record)
+        try:
+            decisions = await self._retrying(topic, lambda: score(items))
+            scored = list(zip(items, decisions, strict=True))
+        except ScoringError as exc:  # not retryable: isolate the events that fail, dead-letter only those
+            log.warning("batch scoring failed, scoring events one by one", extra={"topic": topic,
+                                                                                  "error": exc.message})
+            scored = []
+            for item, record in zip(items, sources, strict=True):
+                try:
+                    [decision] = await self._retrying(topic, lambda item=item: score([item]))  # type: ignore[misc]
+                except ScoringError as one:
+                    letters.append(_letter(record, "scoring_failed", one.field, one.message))
+                else:
+                    scored.append((item, decision))
+        outputs = [(out_topic, key_of(item.event).encode(), decision.model_dump_json().encode())
+                   for item, decision in scored]
+        await self._retrying(topic, lambda: self._send_all(outputs, letters))
+        done = self._clock()
+        latency = self._metrics.event_to_decision.labels(topic)
+        for record in sources:
+            if record.timestamp is not None:
+                latency.observe(max(0.0, done - record.timestamp))
+        self._metrics.stream_events.labels(topic, "scored").inc(len(scored))
+        self._count_dead(topic, letters)
+
+    async def _send_all(self, outputs: Sequence[tuple[str, bytes, bytes]], letters: Sequence[DeadLetter]) -> None:
+        """Produce everything, then wait for every broker acknowledgement (retrying a failed send)."""
+        pending = [self._producer.send(topic, key, value) for topic, key, value in outputs]
+        pending += [self._producer.send(self._out.dlq, letter.key, letter.value or b"", letter.headers)
+                    for letter in letters]
+        try:
+            acks = await asyncio.gather(*pending)
+            await asyncio.gather(*acks)
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(f"producing failed: {exc!r}") from exc
+
+    async def _retrying(self, topic: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except ScoringError as exc:
+                if not exc.retryable:
+                    raise
+                self._metrics.retries.labels(topic, exc.code).inc()
+                log.warning("retryable failure, backing off", extra={"topic": topic, "error": exc.message,
+                                                                     "delay_sec": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_SEC)
+
+    def _count_dead(self, topic: str, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self._metrics.dlq.labels(topic, letter.reason).inc()
+            self._metrics.stream_events.labels(topic, "dead_lettered").inc()
+
+
+def _letter(record: Record, reason: str, field: str | None, detail: str) -> DeadLetter:
+    return dead_letter(key=record.key, value=record.value, source_topic=record.topic, partition=record.partition,
+                       offset=record.offset, timestamp=record.timestamp, reason=reason, field=field, error=detail)

@@ -1,0 +1,76 @@
+"""Shared fixtures. Integration tests get the real broker and Redis, a fresh topic set and consumer group per
+test and a clean Redis database; under ``CI=true`` a missing service fails the test instead of skipping it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from stream_scorer.config import KafkaSettings, RedisSettings, Settings, TopicSettings, WorkerSettings
+from tests.support.artifacts import write_xgboost_artifact
+from tests.support.services import ServiceAddresses, real_services
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_REDIS_DB = 9
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[ServiceAddresses]:
+    try:
+        with real_services() as found:
+            yield found
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"integration services unavailable under CI=true: {exc}")
+        pytest.skip(f"no Kafka/Redis available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small real XGBoost artifacts for both models (tests of the trained models use training/ itself)."""
+    root = tmp_path_factory.mktemp("models")
+    write_xgboost_artifact(root, "fraud")
+    write_xgboost_artifact(root, "personalization")
+    return root
+
+
+@pytest.fixture
+def topics() -> TopicSettings:
+    """A fresh set of topic names for one test."""
+    suffix = uuid.uuid4().hex[:10]
+    return TopicSettings(
+        transactions=f"transactions-{suffix}", sessions=f"sessions-{suffix}",
+        fraud_labels=f"fraud-labels-{suffix}", fraud_decisions=f"fraud-decisions-{suffix}",
+        personalization_scores=f"personalization-scores-{suffix}", dlq=f"scoring-dlq-{suffix}",
+        shadow=f"scoring-shadow-{suffix}", input_partitions=3,
+    )
+
+
+@pytest.fixture
+def settings(services: ServiceAddresses, topics: TopicSettings, model_dir: Path, tmp_path: Path) -> Settings:
+    """Settings for one integration test: real services, its own topics, consumer group and Redis database."""
+    return Settings(
+        model_dir=model_dir,
+        redis=RedisSettings(host=services.redis_host, port=services.redis_port, db=TEST_REDIS_DB),
+        kafka=KafkaSettings(bootstrap_servers=services.kafka_bootstrap),
+        topics=topics,
+        worker=WorkerSettings(app_id=f"test-{uuid.uuid4().hex[:10]}", data_dir=tmp_path / "worker",
+                              metrics_port=0, batch_wait_sec=0.05),
+    )
+
+
+@pytest.fixture
+async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """The test's Redis database, emptied before the test."""
+    client = aioredis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
+                            decode_responses=True)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from schemas.decisions import TIMING_FIELDS
+from stream_scorer.bootstrap import MODEL_FEATURES
+from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
+from stream_scorer.core.scorer import Scorer, identify_session_event, identify_transaction
+from stream_scorer.errors import FeatureStoreUnavailable, ModelNotLoaded
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.registry import ModelRegistry
+from tests.support.events import session_events, transaction_events
+from tests.support.fakes import InMemoryFeatureStore
+
+
+def _scorer(model_dir: Path) -> tuple[Scorer, InMemoryFeatureStore, Metrics]:
+    registry = ModelRegistry(model_dir)
+    for name, features in MODEL_FEATURES.items():
+        registry.load_latest(name, features)
+    store = InMemoryFeatureStore()
+    metrics = Metrics()
+    return Scorer(store, registry, metrics), store, metrics
+
+
+def _without_timing(decision: object) -> dict[str, object]:
+    return {k: v for k, v in decision.model_dump().items() if k not in TIMING_FIELDS}  # type: ignore[attr-defined]
+
+
+def _identified(events):  # type: ignore[no-untyped-def]
+    return [identify_transaction(e, "unused", 0.0) for e in events]
+
+
+async def test_batch_path_equals_one_event_at_a_time(model_dir: Path) -> None:
+    events = transaction_events(300, start=time.time() - 2 * DAY, span_sec=DAY, cards=5)
+    batch_scorer, _, _ = _scorer(model_dir)
+    single_scorer, _, _ = _scorer(model_dir)
+    batched = []
+    for i in range(0, len(events), 64):
+        batched += await batch_scorer.score_transactions(_identified(events[i:i + 64]), apply_updates=True)
+    one_by_one = [(await single_scorer.score_transactions(_identified([e]), apply_updates=True))[0] for e in events]
+    assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
+    # the features really moved: later events of a card see the earlier ones
+    assert any("card_tx_count_24h" not in d.features_missing for d in batched[50:])
+
+
+async def test_a_redelivered_event_gets_the_same_decision(model_dir: Path) -> None:
+    scorer, _, _ = _scorer(model_dir)
+    events = _identified(transaction_events(40, start=time.time() - DAY, span_sec=3600, cards=2))
+    first = await scorer.score_transactions(events, apply_updates=True)
+    again = await scorer.score_transactions(events, apply_updates=True)
+    assert [_without_timing(d) for d in first] == [_without_timing(d) for d in again]
+    assert len({d.decision_id for d in first}) == 40
+
+
+async def test_decision_fields_follow_the_thresholds(model_dir: Path) -> None:
+    scorer, _, metrics = _scorer(model_dir)
+    events = _identified(transaction_events(200, start=time.time() - DAY, span_sec=3600, cards=3))
+    decisions = await scorer.score_transactions(events, apply_updates=True)
+    for d in decisions:
+        expected = "decline" if d.fraud_score >= 0.85 else "review" if d.fraud_score >= 0.5 else "approve"
+        assert d.recommended_action == expected
+        assert d.risk_level == {"approve": "low", "review": "medium", "decline": "high"}[expected]
+        assert d.confidence == pytest.approx(max(d.fraud_score, 1 - d.fraud_score), abs=1e-6)
+        assert set(d.top_risk_factors) <= set(FRAUD_FEATURE_NAMES)
+        assert d.features_used == len(FRAUD_FEATURE_NAMES)
+    assert len({d.fraud_score for d in decisions}) > 5
+    scored = metrics.registry.get_sample_value("prediction_scores_count", {"model": "fraud", "version": "v1"})
+    assert scored == 200
+
+
+async def test_redis_down_gives_a_degraded_decision_or_an_error(model_dir: Path) -> None:
+    scorer, store, metrics = _scorer(model_dir)
+    store.fail = RedisConnectionError("connection refused")
+    [event] = _identified(transaction_events(1, start=time.time(), span_sec=1))
+    [decision] = await scorer.score_transactions([event], allow_degraded=True)
+    assert decision.degraded is True
+    assert "card_tx_count_1h" in decision.features_missing
+    with pytest.raises(FeatureStoreUnavailable) as info:
+        await scorer.score_transactions([event], allow_degraded=False)
+    assert info.value.retryable
+    store.fail = None
+    [recovered] = await scorer.score_transactions([event], allow_degraded=True)
+    assert recovered.degraded is False
+    assert metrics.registry.get_sample_value("degraded_decisions_total", {"model": "fraud"}) == 1
+
+
+async def test_personalization_decision_is_computed_from_features(model_dir: Path) -> None:
+    scorer, _, _ = _scorer(model_dir)
+    events = [identify_session_event(e, "unused", 0.0)
+              for e in session_events(300, start=time.time() - 3 * DAY, span_sec=2 * DAY, users=4)]
+    decisions = await scorer.score_session_events(events, apply_updates=True)
+    assert len({d.conversion_probability for d in decisions}) > 5
+    assert len({d.engagement_score for d in decisions}) > 5
+    assert {d.user_segment for d in decisions} - {"new_visitor"}
+    assert any(d.behavioral_signals for d in decisions)
+
+
+async def test_missing_model_is_a_retryable_error(tmp_path: Path) -> None:
+    scorer = Scorer(InMemoryFeatureStore(), ModelRegistry(tmp_path), Metrics())
+    with pytest.raises(ModelNotLoaded):
+        await scorer.score_transactions(_identified(transaction_events(1, start=time.time(), span_sec=1)))

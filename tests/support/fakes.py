@@ -1,0 +1,48 @@
+"""In-memory fakes of our own interfaces, for unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stream_scorer.core.feature_state import InMemoryFeatureState, LabelUpdate, SessionUpdate, TransactionUpdate
+from stream_scorer.core.feature_store import FraudKey, PersonalizationKey
+from stream_scorer.core.features import FraudState, PersonalizationState
+
+
+class InMemoryFeatureStore:
+    """The ``FeatureStore`` protocol over :class:`InMemoryFeatureState`; ``fail`` simulates Redis being down."""
+
+    def __init__(self) -> None:
+        self.state = InMemoryFeatureState()
+        self.fail: Exception | None = None
+        self.fetches = 0
+
+    def _check(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]:
+        self._check()
+        self.fetches += 1
+        return [self.state.fraud_state(card, merchant, mcc) for card, merchant, mcc, _ in keys]
+
+    async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
+        self._check()
+        self.fetches += 1
+        return [self.state.personalization_state(user, item) for user, item, _ in keys]
+
+    async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
+        self._check()
+        return sum(self.state.apply_transaction(u) for u in updates)
+
+    async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
+        self._check()
+        return sum(self.state.apply_label(u) for u in updates)
+
+    async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int:
+        self._check()
+        return sum(self.state.apply_session_event(u) for u in updates)
+
+    async def ping(self) -> float:
+        self._check()
+        return 0.0

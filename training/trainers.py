@@ -1,0 +1,53 @@
+"""Choosing and fitting a model: ``--framework xgboost|lightgbm|sklearn-logreg|sklearn-hgb``.
+
+All four output the probability of class 1, handle class imbalance through a positive-class weight and (the
+boosted ones) stop early on the validation period. Frameworks are imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Literal, get_args
+
+import numpy as np
+
+from training.frameworks import FitData, FittedModel
+
+Framework = Literal["xgboost", "lightgbm", "sklearn-logreg", "sklearn-hgb"]
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)
+DEFAULT_FRAMEWORK: Framework = "xgboost"
+PosWeightPolicy = Literal["sqrt", "balanced", "none"]
+POS_WEIGHT_POLICIES: tuple[str, ...] = get_args(PosWeightPolicy)
+DEFAULT_POS_WEIGHT: PosWeightPolicy = "sqrt"
+"""``sqrt(negatives / positives)``: enough weight for the rare class to shape the trees, while the scores stay
+close enough to probabilities to be read as such (``balanced`` inflates them by the full class ratio)."""
+
+_TRAINERS: dict[str, tuple[str, str]] = {
+    "xgboost": ("training.frameworks.xgboost_trainer", "train"),
+    "lightgbm": ("training.frameworks.lightgbm_trainer", "train"),
+    "sklearn-logreg": ("training.frameworks.sklearn_trainer", "train_logreg"),
+    "sklearn-hgb": ("training.frameworks.sklearn_trainer", "train_hgb"),
+}
+
+
+def positive_weight(labels: np.ndarray, policy: PosWeightPolicy) -> float:
+    positives = float(np.sum(labels == 1))
+    negatives = float(np.sum(labels == 0))
+    if policy == "none" or positives == 0:
+        return 1.0
+    ratio = negatives / positives
+    return math.sqrt(ratio) if policy == "sqrt" else ratio
+
+
+def train_model(framework: str, data: FitData) -> FittedModel:
+    if framework not in _TRAINERS:
+        raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(FRAMEWORKS)}")
+    for part, y in (("fit", data.y_fit), ("validation", data.y_val)):
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"the {part} period needs both classes (it has {len(y)} rows, {int(np.sum(y))} "
+                             "positive): widen the train period")
+    module, function = _TRAINERS[framework]
+    trainer = getattr(importlib.import_module(module), function)
+    model: FittedModel = trainer(data)
+    return model
