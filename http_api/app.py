@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from http_api.errors import install_error_handlers
 from http_api.middleware import RequestContextMiddleware
+from http_api.rate_limit import RateLimiter
 from http_api.routes import health, models, score
 from stream_scorer import __version__
 from stream_scorer.bootstrap import build_services
@@ -31,7 +33,14 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     app = FastAPI(title="stream-scorer", version=__version__, lifespan=lifespan,
                   description="Real-time fraud and personalization scoring; the same core scores the Kafka "
                               "stream.")
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    api = settings.api
+    if api.cors_origins:
+        origins = [o.strip() for o in api.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-Request-ID", "X-API-Key"],
+                           expose_headers=["X-Request-ID", "Server-Timing"])
+    limiter = RateLimiter(api.rate_limit_per_sec, api.rate_limit_burst) if api.rate_limit_per_sec > 0 else None
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, limiter=limiter)
     install_error_handlers(app)
     app.include_router(score.router)
     app.include_router(health.router)

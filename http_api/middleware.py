@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from http_api.rate_limit import RateLimiter
 from stream_scorer.logging import request_id_var
 from stream_scorer.metrics import Metrics
 
@@ -19,9 +22,10 @@ _UNMETERED = {"/metrics", "/health", "/ready"}
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, limiter: RateLimiter | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +50,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            wait = self.limiter.acquire(_client_key(scope)) if self.limiter and path.startswith("/score/") else 0.0
+            if wait > 0:
+                await _too_many(send_with_id, wait)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             if metered:
@@ -67,6 +75,22 @@ def _incoming_id(scope: Scope) -> str | None:
             candidate = value.decode("latin-1")
             return candidate if _VALID_ID.match(candidate) else None
     return None
+
+
+def _client_key(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            return "key:" + value.decode("latin-1")
+    return "addr:" + (_client(scope) or "unknown")
+
+
+async def _too_many(send: Send, wait: float) -> None:
+    retry_after = str(max(1, math.ceil(wait)))
+    body = orjson.dumps({"error": "rate_limited", "message": f"too many requests, retry after {retry_after} s"})
+    await send({"type": "http.response.start", "status": 429, "headers": [
+        (b"content-type", b"application/json"), (b"retry-after", retry_after.encode()),
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _endpoint(scope: Scope) -> str:

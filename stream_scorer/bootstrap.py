@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.config import Settings
-from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+from stream_scorer.core.feature_store import RedisFeatureStore, SlowFeatureCache, create_redis
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, PERSONALIZATION_FEATURE_NAMES
 from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.metrics import Metrics
@@ -58,8 +58,8 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
     """Everything a process needs; pass ``metrics`` when something (the API middleware) already holds them."""
     redis = create_redis(settings.redis)
     try:
-        store = RedisFeatureStore(redis)
         metrics = metrics if metrics is not None else Metrics(registry)
+        store = RedisFeatureStore(redis, cache=SlowFeatureCache(settings.feature_cache_ttl, metrics=metrics))
         model_registry = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx)
         errors = load_models(model_registry, models)
         scorer = Scorer(store, model_registry, metrics)

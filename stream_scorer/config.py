@@ -86,6 +86,12 @@ class ApiSettings(_Group):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    cors_origins: str = ""
+    """Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers."""
+    rate_limit_per_sec: float = Field(default=0.0, ge=0)
+    """Requests per second each client (by ``X-API-Key`` header, else address) may make to /score/*; 0 = off."""
+    rate_limit_burst: int = Field(default=0, ge=0)
+    """Bucket size of the rate limit (default: one second of requests, at least 1)."""
     redis_down_status: int = 200
     """What /score answers when Redis is down: 200 with defaults and ``degraded: true``, or 503."""
 

@@ -15,7 +15,7 @@ from http_api.deps import ScorerDep, ServicesDep
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.scorer import identify_session_event, identify_transaction
+from stream_scorer.core.scorer import Timings, identify_session_event, identify_transaction
 from stream_scorer.errors import BatchTooLarge
 
 router = APIRouter(tags=["scoring"])
@@ -25,8 +25,9 @@ MAX_EVENT_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
-def _json(model: BaseModel) -> Response:
-    return Response(model.model_dump_json(), media_type="application/json")
+def _json(model: BaseModel, timings: Timings) -> Response:
+    server_timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in timings.items())
+    return Response(model.model_dump_json(), media_type="application/json", headers={"Server-Timing": server_timing})
 
 
 @router.post("/score/fraud", response_model=FraudDecision, openapi_extra=openapi_body(TransactionEvent, {
@@ -39,8 +40,9 @@ async def score_fraud(request: Request, scorer: ScorerDep, services: ServicesDep
     body = await parse_body(request, TransactionEvent, MAX_EVENT_BYTES)
     item = identify_transaction(body, uuid.uuid4().hex, time.time())
     allow_degraded = services.settings.api.redis_down_status == 200
-    [decision] = await scorer.score_transactions([item], allow_degraded=allow_degraded)
-    return _json(decision)
+    timings: Timings = {}
+    [decision] = await scorer.score_transactions([item], allow_degraded=allow_degraded, timings=timings)
+    return _json(decision, timings)
 
 
 @router.post("/score/personalization", response_model=PersonalizationDecision,
@@ -52,8 +54,9 @@ async def score_personalization(request: Request, scorer: ScorerDep, services: S
     body = await parse_body(request, SessionEvent, MAX_EVENT_BYTES)
     item = identify_session_event(body, uuid.uuid4().hex, time.time())
     allow_degraded = services.settings.api.redis_down_status == 200
-    [decision] = await scorer.score_session_events([item], allow_degraded=allow_degraded)
-    return _json(decision)
+    timings: Timings = {}
+    [decision] = await scorer.score_session_events([item], allow_degraded=allow_degraded, timings=timings)
+    return _json(decision, timings)
 
 
 class BatchRequest(BaseModel):

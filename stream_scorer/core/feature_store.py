@@ -12,13 +12,14 @@ Layout (``features:{entity}:{id}`` hashes, each with ``_updated_at`` in epoch se
 
 Every update is a Lua script, atomic per event and idempotent per event id (the sorted-set insert decides
 whether the counters move), so a redelivered event changes nothing. Reads for a whole batch go out as one
-pipeline: one round trip per request or per batch.
+pipeline: one round trip per request or per batch; merchant, MCC and item counters may come from an in-process
+TTL cache (``FEATURE_CACHE_TTL``) instead.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -45,6 +46,7 @@ from stream_scorer.core.features import (
     UserEvent,
     day_of,
 )
+from stream_scorer.metrics import Metrics
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
 
@@ -143,9 +145,49 @@ return added
 """
 
 
+class SlowFeatureCache:
+    """In-process TTL cache for the daily counters of merchants, MCCs and items.
+
+    Only these may be cached: the features read them for days that ended long enough ago (fraud risk: a week;
+    item popularity: yesterday and before), so a cached copy differs from Redis only by labels that arrived
+    within the TTL. Card and user windows change with every event and are never cached.
+    """
+
+    def __init__(self, ttl_sec: float, *, max_entries: int = 200_000, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_sec
+        self._max = max_entries
+        self._metrics = metrics
+        self._clock = clock
+        self._entries: dict[str, tuple[float, DailyCounts, float | None]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
+    def get(self, key: str) -> tuple[DailyCounts, float | None] | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < self._clock():
+            return None
+        return entry[1], entry[2]
+
+    def put(self, key: str, counts: DailyCounts, updated_at: float | None) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # crude but bounded; a full cache refills within one TTL
+        self._entries[key] = (self._clock() + self._ttl, counts, updated_at)
+
+    def record(self, hits: int, misses: int) -> None:
+        if self._metrics is not None:
+            if hits:
+                self._metrics.feature_cache.labels("hit").inc(hits)
+            if misses:
+                self._metrics.feature_cache.labels("miss").inc(misses)
+
+
 class RedisFeatureStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, cache: SlowFeatureCache | None = None) -> None:
         self._redis = redis
+        self._cache = cache if cache is not None and cache.enabled else None
         self._apply_tx = redis.register_script(_APPLY_TRANSACTION)
         self._apply_label = redis.register_script(_APPLY_LABEL)
         self._apply_session = redis.register_script(_APPLY_SESSION_EVENT)
@@ -162,41 +204,67 @@ class RedisFeatureStore:
 
     # ------------------------------------------------------------------------------------------------- reads
     async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]:
+        """One pipeline: each card's window and freshness, plus each distinct merchant / MCC not cached."""
         if not keys:
             return []
         pipe = self._redis.pipeline(transaction=False)
-        for card_id, merchant_id, mcc_code, ts in keys:
+        for card_id, _, _, ts in keys:
             pipe.zrangebyscore(card_key(card_id) + ":tx", ts - CARD_WINDOW_SEC, f"({ts!r}", withscores=True)
             pipe.hget(card_key(card_id), "_updated_at")
-            pipe.hgetall(merchant_key(merchant_id))
-            pipe.hgetall(mcc_key(mcc_code))
+        slow_keys = {merchant_key(m) for _, m, _, _ in keys} | {mcc_key(c) for _, _, c, _ in keys}
+        slow, fetched = self._slow_lookup(slow_keys, pipe)
         raw = await pipe.execute()
+        self._slow_fill(slow, fetched, raw[2 * len(keys):])
         states = []
-        for i in range(0, len(raw), 4):
-            members, card_updated, merchant, mcc = raw[i:i + 4]
+        for row, (_, merchant_id, mcc_code, _) in enumerate(keys):
+            members, card_updated = raw[2 * row], raw[2 * row + 1]
+            merchant, m_updated = slow[merchant_key(merchant_id)]
+            mcc, c_updated = slow[mcc_key(mcc_code)]
             history = [_card_tx(member, score) for member, score in members]
-            merchant_counts, m_updated = _daily_counts(merchant)
-            mcc_counts, c_updated = _daily_counts(mcc)
-            states.append(FraudState(history, merchant_counts, mcc_counts,
-                                     _latest(card_updated, m_updated, c_updated)))
+            states.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
         return states
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         if not keys:
             return []
         pipe = self._redis.pipeline(transaction=False)
-        for user_id, item_id, ts in keys:
+        for user_id, _, ts in keys:
             pipe.zrangebyscore(user_key(user_id) + ":events", ts - USER_WINDOW_SEC, f"({ts!r}", withscores=True)
             pipe.hget(user_key(user_id), "_updated_at")
-            pipe.hgetall(item_key(item_id))
+        slow, fetched = self._slow_lookup({item_key(i) for _, i, _ in keys}, pipe)
         raw = await pipe.execute()
+        self._slow_fill(slow, fetched, raw[2 * len(keys):])
         states = []
-        for i in range(0, len(raw), 3):
-            members, user_updated, item = raw[i:i + 3]
+        for row, (_, item_id, _) in enumerate(keys):
+            members, user_updated = raw[2 * row], raw[2 * row + 1]
+            item, i_updated = slow[item_key(item_id)]
             history = [_user_event(member, score) for member, score in members]
-            item_counts, i_updated = _daily_counts(item)
-            states.append(PersonalizationState(history, item_counts, _latest(user_updated, i_updated)))
+            states.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
         return states
+
+    def _slow_lookup(self, keys: set[str], pipe: Pipeline
+                     ) -> tuple[dict[str, tuple[DailyCounts, float | None]], list[str]]:
+        """Serve what the cache holds; queue an HGETALL on ``pipe`` for the rest (returned in order)."""
+        found: dict[str, tuple[DailyCounts, float | None]] = {}
+        missing: list[str] = []
+        for key in sorted(keys):
+            cached = self._cache.get(key) if self._cache is not None else None
+            if cached is None:
+                missing.append(key)
+                pipe.hgetall(key)
+            else:
+                found[key] = cached
+        if self._cache is not None:
+            self._cache.record(len(found), len(missing))
+        return found, missing
+
+    def _slow_fill(self, found: dict[str, tuple[DailyCounts, float | None]], keys: list[str],
+                   raw: Sequence[dict[str, str]]) -> None:
+        for key, fields in zip(keys, raw, strict=True):
+            counts, updated = _daily_counts(fields)
+            found[key] = (counts, updated)
+            if self._cache is not None:
+                self._cache.put(key, counts, updated)
 
     # ----------------------------------------------------------------------------------------------- updates
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:

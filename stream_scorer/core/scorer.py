@@ -40,6 +40,9 @@ from stream_scorer.errors import FeatureStoreUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 
+Timings = dict[str, float]
+"""Milliseconds per scoring stage (``features``, ``model``, ``explain``), for ``Server-Timing``."""
+
 FRAUD_MODEL = "fraud"
 PERSONALIZATION_MODEL = "personalization"
 _STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -82,8 +85,11 @@ class Scorer:
 
     # ------------------------------------------------------------------------------------------------- fraud
     async def score_transactions(self, items: Sequence[Identified[TransactionEvent]], *, apply_updates: bool = False,
-                                 allow_degraded: bool = False) -> list[FraudDecision]:
-        """Score transactions as of their own time; with ``apply_updates`` (the stream) then record them."""
+                                 allow_degraded: bool = False, timings: Timings | None = None) -> list[FraudDecision]:
+        """Score transactions as of their own time; with ``apply_updates`` (the stream) then record them.
+
+        ``timings``, when given, receives the milliseconds spent on features, model and explanation.
+        """
         if not items:
             return []
         start = time.perf_counter()
@@ -101,6 +107,9 @@ class Scorer:
         contributions = model.contributions(x)
         t_done = time.perf_counter()
         m = self._metrics
+        if timings is not None:
+            timings.update(features=(t_model - start) * 1000, model=(t_explain - t_model) * 1000,
+                           explain=(t_done - t_explain) * 1000)
         m.model_inference_duration.labels(FRAUD_MODEL, "predict").observe(t_explain - t_model)
         m.model_inference_duration.labels(FRAUD_MODEL, "explain").observe(t_done - t_explain)
         if apply_updates:
@@ -135,7 +144,8 @@ class Scorer:
 
     # --------------------------------------------------------------------------------------- personalization
     async def score_session_events(self, items: Sequence[Identified[SessionEvent]], *, apply_updates: bool = False,
-                                   allow_degraded: bool = False) -> list[PersonalizationDecision]:
+                                   allow_degraded: bool = False,
+                                   timings: Timings | None = None) -> list[PersonalizationDecision]:
         if not items:
             return []
         start = time.perf_counter()
@@ -150,8 +160,10 @@ class Scorer:
                      dtype=np.float64)
         t_model = time.perf_counter()
         scores = model.predict(x)
-        self._metrics.model_inference_duration.labels(PERSONALIZATION_MODEL, "predict").observe(
-            time.perf_counter() - t_model)
+        t_done = time.perf_counter()
+        if timings is not None:
+            timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
+        self._metrics.model_inference_duration.labels(PERSONALIZATION_MODEL, "predict").observe(t_done - t_model)
         if apply_updates:
             await self._apply(self._store.apply_session_events, [_session_update(i) for i in items])
         now = self._clock()

@@ -150,3 +150,27 @@ async def test_not_ready_without_models_and_degraded_without_redis(settings: Set
         assert health.json()["components"]["redis"]["status"] == "down"
         assert secret not in health.text
         assert (await c.get("/ready")).status_code == 503
+
+
+async def test_server_timing_splits_features_model_explain(client: httpx.AsyncClient) -> None:
+    r = await client.post("/score/fraud", json={"card_id": "c1", "transaction_amount": 3})
+    stages = {part.split(";")[0].strip() for part in r.headers["server-timing"].split(",")}
+    assert stages == {"features", "model", "explain"}
+
+
+async def test_rate_limit_per_client_answers_429_with_retry_after(settings: Settings,
+                                                                 redis_client: aioredis.Redis) -> None:
+    limited = settings.model_copy(update={"api": settings.api.model_copy(
+        update={"rate_limit_per_sec": 1.0, "rate_limit_burst": 3, "cors_origins": "https://shop.example"})})
+    async with _client(limited) as c:
+        body = {"card_id": "c1", "transaction_amount": 3}
+        codes = [(await c.post("/score/fraud", json=body, headers={"x-api-key": "a"})).status_code for _ in range(5)]
+        assert codes == [200, 200, 200, 429, 429]
+        r = await c.post("/score/fraud", json=body, headers={"x-api-key": "a"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"] == "rate_limited"
+        assert (await c.post("/score/fraud", json=body, headers={"x-api-key": "b"})).status_code == 200
+        assert (await c.get("/health")).status_code == 200  # operations endpoints are not limited
+        preflight = await c.options("/score/fraud", headers={"origin": "https://shop.example",
+                                                             "access-control-request-method": "POST"})
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"

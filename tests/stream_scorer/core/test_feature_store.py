@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from stream_scorer.config import Settings
 from stream_scorer.core.feature_state import InMemoryFeatureState
-from stream_scorer.core.feature_store import RedisFeatureStore
+from stream_scorer.core.feature_store import RedisFeatureStore, SlowFeatureCache
 from stream_scorer.core.features import DAY, fraud_features, personalization_features
 from tests.support.events import fraud_labels, session_events, session_update, transaction_events, tx_update
 
@@ -84,5 +84,23 @@ async def test_one_round_trip_per_batch(settings: Settings, redis_client: aiored
     states = await store.fetch_fraud_states(keys)
     after = int((await redis_client.info("stats"))["total_commands_processed"])
     assert len(states) == 200
-    # 4 commands per key, sent as one pipeline (plus the two INFO calls themselves)
-    assert after - before == 4 * 200 + 1
+    # per event its card window and freshness; per distinct merchant / MCC one HGETALL; one pipeline
+    distinct = len({e.merchant_id for e in events}) + len({e.mcc_code for e in events})
+    assert after - before == 2 * 200 + distinct + 1  # + the INFO that read "before"
+
+
+async def test_slow_counters_are_cached_for_the_ttl_and_windows_never(settings: Settings,
+                                                                       redis_client: aioredis.Redis) -> None:
+    now = [1000.0]
+    cache = SlowFeatureCache(300, clock=lambda: now[0])
+    store = RedisFeatureStore(redis_client, cache=cache)
+    events = transaction_events(20, start=time.time() - DAY, span_sec=DAY - 60, cards=2, merchants=1)
+    key = (events[0].card_id, events[0].merchant_id, events[0].mcc_code, time.time())
+    [first] = await store.fetch_fraud_states([key])
+    await store.apply_transactions([tx_update(e) for e in events])
+    [cached] = await store.fetch_fraud_states([key])
+    assert cached.merchant.counts == first.merchant.counts == {}  # merchant counters served from the cache
+    assert len(cached.card_history) > 0  # the card window is read from Redis every time
+    now[0] += 301
+    [expired] = await store.fetch_fraud_states([key])
+    assert sum(expired.merchant.counts["tx"].values()) == 20
