@@ -38,8 +38,8 @@ def _load_population(data_dir: str, rng: random.Random) -> _Population:
     merchants: list[tuple[str, str, str]] = []
     users: list[str] = []
     items: list[tuple[str, str, float]] = []
-    tx_files = sorted(glob.glob(f"{data_dir}/*transactions*.parquet"))
-    session_files = sorted(glob.glob(f"{data_dir}/*sessions*.parquet"))
+    tx_files = sorted(glob.glob(f"{data_dir}/**/*transactions*.parquet", recursive=True))
+    session_files = sorted(glob.glob(f"{data_dir}/**/*sessions*.parquet", recursive=True))
     if tx_files or session_files:
         import pandas as pd
 

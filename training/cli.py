@@ -15,7 +15,7 @@ from rich.table import Table
 
 from training.history import DEFAULT_DATA_DIR
 from training.split import parse_date
-from training.trainers import DEFAULT_FRAMEWORK, DEFAULT_POS_WEIGHT, FRAMEWORKS, POS_WEIGHT_POLICIES
+from training.trainers import DEFAULT_FRAMEWORK, FRAMEWORKS, POS_WEIGHT_POLICIES
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,8 +48,9 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="fraud-label arrival delay assumed when --data has no label_timestamp (default 7)")
     p.add_argument("--review-fpr", type=float, default=0.02, help="validation FPR of the review threshold")
     p.add_argument("--decline-fpr", type=float, default=0.002, help="validation FPR of the decline threshold")
-    p.add_argument("--pos-weight", choices=POS_WEIGHT_POLICIES, default=DEFAULT_POS_WEIGHT,
-                   help="positive-class weight: sqrt(neg/pos) (default), neg/pos, or none")
+    p.add_argument("--pos-weight", choices=POS_WEIGHT_POLICIES,
+                   help="positive-class weight: sqrt(neg/pos), balanced (neg/pos) or none (default: sqrt for "
+                        "fraud, none for personalization)")
     p.add_argument("--entities", type=int, metavar="N", help="simulated cards / users (default 5000 / 3000)")
     p.add_argument("--days", type=int, metavar="N", help="simulated days (default 70 / 35)")
     p.add_argument("--end", type=_timestamp, metavar="TIME",
@@ -152,11 +153,15 @@ def run_materialize(args: argparse.Namespace) -> int:
     import asyncio
 
     from stream_scorer.config import load_settings
-    from training.materialize import materialize, summary_table
+    from training.materialize import MaterializeError, materialize, summary_table
 
     console = Console(stderr=True)
-    result = asyncio.run(materialize(load_settings(), args.data_dir, batch_size=args.batch_size, only=args.only,
-                                     reset=args.reset, console=console))
+    try:
+        result = asyncio.run(materialize(load_settings(), args.data_dir, batch_size=args.batch_size,
+                                         only=args.only, reset=args.reset, console=console))
+    except MaterializeError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 1
     Console().print(summary_table(result))
     return 0
 

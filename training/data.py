@@ -216,10 +216,9 @@ class _Checker:
             text = text.map(normalize)
         blank = text == ""
         self.fail_at(column, ~blank & ~text.str.match(regex), f"expected {what}")
-        return text.where(~blank, None).astype(object) if default is None else text.where(~blank, default)
+        return pd.Series([v if v else default for v in text.tolist()], dtype=object)
 
     def optional_text(self, column: str) -> pd.Series:
         if column not in self.frame.columns:
             return pd.Series([None] * len(self.frame), dtype=object)
-        text = self._text(column)
-        return text.where(text != "", None).astype(object)
+        return pd.Series([v if v else None for v in self._text(column).tolist()], dtype=object)

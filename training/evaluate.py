@@ -15,7 +15,6 @@ from sklearn.metrics import (
 
 CARD_PRECISION_K = 100
 NDCG_K = 10
-CALIBRATION_BINS = 10
 
 
 # ------------------------------------------------------------------------------------------------- thresholds
@@ -67,13 +66,19 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float, name:
     }
 
 
-def reliability(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> pd.DataFrame:
-    """Quantile bins of the score: mean predicted probability versus observed positive rate."""
-    frame = pd.DataFrame({"label": labels, "score": scores})
-    frame["bin"] = pd.qcut(frame["score"].rank(method="first"), q=min(bins, len(frame)), labels=False)
-    out = frame.groupby("bin").agg(mean_score=("score", "mean"), positive_rate=("label", "mean"),
-                                   rows=("label", "size"))
-    return out.reset_index(drop=True)
+RELIABILITY_EDGES = np.concatenate([[0.0], np.geomspace(1e-3, 1.0, 13)])
+"""Log-spaced score bins: rare positives put nearly all rows at low scores, where equal-width bins see nothing."""
+
+
+def reliability(labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """Per non-empty score bin: its range, rows, mean predicted probability and observed positive rate."""
+    bins = np.clip(np.searchsorted(RELIABILITY_EDGES, scores, side="right") - 1, 0, len(RELIABILITY_EDGES) - 2)
+    frame = pd.DataFrame({"label": labels, "score": scores, "bin": bins})
+    out = frame.groupby("bin").agg(rows=("label", "size"), mean_score=("score", "mean"),
+                                   positive_rate=("label", "mean")).reset_index()
+    out.insert(1, "score_from", RELIABILITY_EDGES[out["bin"].to_numpy()])
+    out.insert(2, "score_to", RELIABILITY_EDGES[out["bin"].to_numpy() + 1])
+    return out.drop(columns="bin")
 
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -57,7 +57,7 @@ def fraud_feature_frame(transactions: pd.DataFrame, labels: pd.DataFrame, progre
         while next_label < len(label_updates) and label_ts[next_label] < ts:
             state.apply_label(label_updates[next_label])
             next_label += 1
-        country = country or None
+        country = country if isinstance(country, str) and country else None
         out[i] = fraud_features(ts, amount, country, state.fraud_state(card, merchant, mcc))
         state.apply_transaction(TransactionUpdate(tid, card, ts, amount, country, merchant, mcc))
         if progress is not None and (i + 1) % _PROGRESS_EVERY == 0:
@@ -91,7 +91,7 @@ def personalization_feature_frame(events: pd.DataFrame, progress: Progress | Non
                wanted.tolist(), strict=True)
     j = 0
     for i, (eid, user, session, item, category, price, etype, ts, keep) in enumerate(rows):
-        session = session or None
+        session = session if isinstance(session, str) and session else None
         if keep:
             out[j] = personalization_features(ts, item, category, price, session,
                                               state.personalization_state(user, item))

@@ -32,7 +32,7 @@ from training.export import OnnxExport, export_onnx
 from training.frameworks import ONNX_INPUT, ONNX_PROBABILITIES, FitData, FittedModel, normalized_importance
 from training.prepare import Prepared, TrainOptions, prepare
 from training.report import write_report
-from training.trainers import positive_weight, train_model
+from training.trainers import DEFAULT_POS_WEIGHT, positive_weight, train_model
 
 BASELINE = "sklearn-logreg"
 _LIBRARIES = ("numpy", "pandas", "scikit-learn", "xgboost", "lightgbm", "onnx", "onnxruntime", "onnxmltools",
@@ -105,7 +105,7 @@ def _fit_data(prepared: Prepared, opts: TrainOptions) -> tuple[FitData, dict[str
     y = prepared.frame["train_label"].to_numpy(dtype=np.int8)
     fit, val = periods["fit"], periods["validation"]
     data = FitData(x[fit], y[fit], x[val], y[val], prepared.feature_names,
-                   positive_weight(y[fit], opts.pos_weight), opts.seed)
+                   positive_weight(y[fit], opts.pos_weight or DEFAULT_POS_WEIGHT[prepared.kind]), opts.seed)
     return data, periods
 
 
@@ -167,7 +167,7 @@ def _metadata(prepared: Prepared, opts: TrainOptions, model: FittedModel, data: 
               training_time: float) -> dict[str, Any]:
     train_rows = prepared.frame.loc[prepared.mask("fit") | prepared.mask("validation"),
                                     [*prepared.feature_names, "train_label"]]
-    x_train = np.concatenate([data.x_fit, data.x_val])
+    x_train = train_rows[list(prepared.feature_names)].to_numpy(dtype=np.float64)
     return {
         "name": prepared.kind,
         "version": None,

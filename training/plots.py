@@ -39,15 +39,22 @@ def pr_curve(path: Path, labels: np.ndarray, curves: dict[str, np.ndarray], titl
 
 
 def calibration(path: Path, table: pd.DataFrame, title: str) -> None:
-    """Reliability diagram on quantile bins: mean predicted probability vs observed rate (log-log)."""
+    """Reliability diagram: mean predicted probability vs observed rate per score bin (log-log)."""
     fig = _figure()
     ax = fig.subplots()
-    low = max(min(table["mean_score"].min(), table["positive_rate"].replace(0, np.nan).min()), 1e-5)
+    low = 1e-4
     ax.plot([low, 1], [low, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    observed = table["positive_rate"].clip(lower=low / 2)
-    ax.plot(table["mean_score"], observed, marker="o", label="model (quantile bins)")
+    seen = table.loc[table["positive_rate"] > 0]
+    ax.plot(seen["mean_score"], seen["positive_rate"], marker="o", label="model (log-spaced score bins)")
+    empty = table.loc[table["positive_rate"] == 0]
+    if len(empty):
+        ax.scatter(empty["mean_score"], np.full(len(empty), low), marker="v", facecolors="none",
+                   edgecolors="tab:red", label="bin without positives")
+    for row in table.itertuples(index=False):
+        ax.annotate(f"{row.rows:,}", (row.mean_score, max(row.positive_rate, low)), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7, color="dimgrey")
     ax.set(xscale="log", yscale="log", xlabel="mean predicted probability", ylabel="observed positive rate",
-           title=title)
+           title=title, xlim=(low / 2, 1.5), ylim=(low / 2, 1.5))
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3, which="both")
     fig.savefig(path, bbox_inches="tight")

@@ -43,7 +43,8 @@ class TrainOptions:
     label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS
     review_fpr: float = 0.02
     decline_fpr: float = 0.002
-    pos_weight: PosWeightPolicy = DEFAULT_POS_WEIGHT
+    pos_weight: PosWeightPolicy | None = None
+    """None: ``DEFAULT_POS_WEIGHT[kind]``."""
     baseline: bool = True
     sim_entities: int | None = None
     """Cards (fraud) or users (personalization) to simulate; None: the simulator's default."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 _METRIC_LABELS = {
     "auc_roc": "AUC ROC", "average_precision": "average precision (AP)", "brier": "Brier score",
-    "expected_calibration_error": "expected calibration error (10 quantile bins)",
+    "expected_calibration_error": "expected calibration error",
     "card_precision_at_100": "card precision@100 (mean per day)", "positive_rate": "positive rate",
     "rows": "rows", "positives": "positives", "mean_score": "mean score",
 }
@@ -70,6 +70,8 @@ def _data_section(prepared: Prepared, metadata: dict[str, Any]) -> list[str]:
                ("test", s.test_start, s.test_end, "test")]
     rows = []
     for name, start, end, mask_name in periods:
+        if end <= start:
+            continue
         in_period = (frame["timestamp"] >= start) & (frame["timestamp"] < end)
         label = "train_label" if mask_name in ("fit", "validation") else "label"
         rows.append({"period": name, "from": start.strftime("%Y-%m-%d %H:%M"), "to": end.strftime("%Y-%m-%d %H:%M"),
@@ -129,11 +131,12 @@ def _thresholds_section(prepared: Prepared, evaluation: Evaluation) -> list[str]
 
 def _calibration_section(evaluation: Evaluation) -> list[str]:
     m = evaluation.metrics
-    table = evaluation.reliability.assign(bin=range(1, len(evaluation.reliability) + 1))
+    table = evaluation.reliability
     return ["## Calibration", "", f"![calibration]({plots.CALIBRATION})", "",
-            f"Brier score {m['brier']:.5f}; expected calibration error {m['expected_calibration_error']:.5f} "
+            f"Brier score {m['brier']:.5f}; expected calibration error (row-weighted gap over the bins below) "
+            f"{m['expected_calibration_error']:.5f} "
             f"(mean predicted {m['mean_score']:.5f} vs observed rate {m['positive_rate']:.5f}).", "",
-            *_table(table[["bin", "rows", "mean_score", "positive_rate"]]), ""]
+            *_table(table[["score_from", "score_to", "rows", "mean_score", "positive_rate"]]), ""]
 
 
 def _fmt(value: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +118,8 @@ class Scorer:
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         thresholds = model.metadata.thresholds
-        score_hist = m.prediction_scores.labels(FRAUD_MODEL, model.version)
+        actions: Counter[str] = Counter()
+        missing_counts: Counter[str] = Counter()
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
             score = float(scores[row])
@@ -136,10 +137,9 @@ class Scorer:
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, degraded=degraded,
             ))
-            score_hist.observe(score)
-            m.decisions.labels(FRAUD_MODEL, action).inc()
-            for name in missing:
-                m.features_missing.labels(FRAUD_MODEL, name).inc()
+            actions[action] += 1
+            missing_counts.update(missing)
+        self._record(FRAUD_MODEL, model.version, scores, actions, missing_counts)
         return out
 
     # --------------------------------------------------------------------------------------- personalization
@@ -170,7 +170,8 @@ class Scorer:
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         edges = model.metadata.raw.get("score_baseline", {}).get("quantile_edges")
-        score_hist = self._metrics.prediction_scores.labels(PERSONALIZATION_MODEL, model.version)
+        segments: Counter[str] = Counter()
+        missing_counts: Counter[str] = Counter()
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
             score = float(scores[row])
@@ -188,10 +189,9 @@ class Scorer:
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=missing, degraded=degraded,
             ))
-            score_hist.observe(score)
-            self._metrics.decisions.labels(PERSONALIZATION_MODEL, segment).inc()
-            for name in missing:
-                self._metrics.features_missing.labels(PERSONALIZATION_MODEL, name).inc()
+            segments[segment] += 1
+            missing_counts.update(missing)
+        self._record(PERSONALIZATION_MODEL, model.version, scores, segments, missing_counts)
         return out
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
@@ -199,6 +199,18 @@ class Scorer:
         return int(await self._apply(self._store.apply_labels, updates))
 
     # --------------------------------------------------------------------------------------------- internals
+    def _record(self, model: str, version: str, scores: np.ndarray, outcomes: Counter[str],
+                missing: Counter[str]) -> None:
+        """Metrics once per batch, not per event (label lookups are the expensive part)."""
+        m = self._metrics
+        hist = m.prediction_scores.labels(model, version)
+        for score in scores.tolist():
+            hist.observe(score)
+        for outcome, n in outcomes.items():
+            m.decisions.labels(model, outcome).inc(n)
+        for name, n in missing.items():
+            m.features_missing.labels(model, name).inc(n)
+
     async def _fetch(self, fetch: Callable[[Sequence[K]], object], keys: Sequence[K], model: str,
                            allow_degraded: bool, empty: Callable[[], S]) -> tuple[list[S], bool]:
         start = time.perf_counter()
