@@ -60,7 +60,8 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
     try:
         metrics = metrics if metrics is not None else Metrics(registry)
         store = RedisFeatureStore(redis, cache=SlowFeatureCache(settings.feature_cache_ttl, metrics=metrics))
-        model_registry = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx)
+        model_registry = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx,
+                                       explain_method=settings.explain_method)
         errors = load_models(model_registry, models)
         scorer = Scorer(store, model_registry, metrics)
         yield Services(settings, redis, store, model_registry, metrics, scorer, errors)

@@ -106,12 +106,13 @@ def run_train(args: argparse.Namespace) -> int:
     from training.data import DataError
     from training.export import OnnxParityError
     from training.split import SplitError
+    from training.trainers import TrainingDataError
 
     console = Console(stderr=True)
     console.print(f"[bold]train {args.model}[/] ({args.framework}, data: {args.data or 'simulated'})")
     try:
         result = train(opts, RichSteps(console))
-    except (DataError, SplitError) as exc:
+    except (DataError, SplitError, TrainingDataError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 2
     except OnnxParityError as exc:
@@ -167,6 +168,8 @@ def run_materialize(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from training.simulate.sessions import SessionSimConfig, simulate_sessions
     from training.simulate.transactions import TransactionSimConfig, simulate_transactions
 
@@ -174,14 +177,18 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.model == "fraud":
         if args.entities is not None:
             sizes["n_cards"] = args.entities
-        frame = simulate_transactions(TransactionSimConfig(seed=args.seed, end=args.end, **sizes)).transactions
+        sim = simulate_transactions(TransactionSimConfig(seed=args.seed, end=args.end, **sizes))
+        arrival = sim.labels.set_index("transaction_id")["timestamp"]
+        frame = sim.transactions.assign(label_timestamp=sim.transactions["transaction_id"].map(arrival))
     else:
         if args.entities is not None:
             sizes["n_users"] = args.entities
         frame = simulate_sessions(SessionSimConfig(seed=args.seed, end=args.end, **sizes)).events
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".csv":
-        frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat())).to_csv(args.out, index=False)
+        times = [c for c in ("timestamp", "label_timestamp") if c in frame.columns]
+        frame.assign(**{c: frame[c].map(lambda t: t.isoformat() if pd.notna(t) else "") for c in times}).to_csv(
+            args.out, index=False)
     else:
         frame.to_parquet(args.out, index=False)
     Console().print(f"wrote {len(frame):,} rows to {args.out}")

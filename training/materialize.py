@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -229,8 +229,9 @@ async def _apply(sink: UpdateSink, watermarks: Watermarks, kind: str, history_id
                 f"Redis already holds {kind} features materialized from another history ({mark[0]}); replaying "
                 f"this one ({history_id}) on top would count events twice: rerun with --reset to start afresh")
         done = min(mark[1], len(updates))
-    methods = {"tx": ("transactions", sink.apply_transactions), "label": ("labels", sink.apply_labels),
-               "session": ("session_events", sink.apply_session_events)}
+    methods: dict[str, tuple[str, Callable[[list[Any]], Awaitable[int]]]] = {
+        "tx": ("transactions", sink.apply_transactions), "label": ("labels", sink.apply_labels),
+        "session": ("session_events", sink.apply_session_events)}
     for name in {methods[k][0] for k, _ in updates}:
         result.applied.setdefault(name, 0)
     columns = (TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -74,7 +74,7 @@ def score_distribution(path: Path, labels: np.ndarray, scores: np.ndarray, thres
                        title: str, class_names: tuple[str, str]) -> None:
     fig = _figure()
     ax = fig.subplots()
-    bins = np.linspace(0.0, 1.0, 51)
+    bins = np.linspace(0.0, 1.0, 51).tolist()
     for value, name in ((0, class_names[0]), (1, class_names[1])):
         ax.hist(scores[labels == value], bins=bins, alpha=0.6, label=f"{name} ({int(np.sum(labels == value))})")
     for i, (name, t) in enumerate(sorted(thresholds.items(), key=lambda kv: kv[1])):

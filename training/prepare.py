@@ -22,7 +22,7 @@ from training.offline_features import fraud_feature_frame, personalization_featu
 from training.simulate.sessions import SessionSimConfig, simulate_sessions
 from training.simulate.transactions import TransactionSimConfig, simulate_transactions
 from training.split import ModelKind, TimeSplit, derive_split
-from training.trainers import DEFAULT_FRAMEWORK, DEFAULT_POS_WEIGHT, PosWeightPolicy
+from training.trainers import DEFAULT_FRAMEWORK, PosWeightPolicy
 
 
 @dataclass(slots=True)

@@ -35,6 +35,11 @@ DEFAULTS: dict[ModelKind, SplitDefaults] = {
 }
 
 
+MIN_WARMUP_FRACTION = 0.6
+"""A short history first gives up warm-up, down to this share of the default (fraud 21 days: the card window and
+two weeks of arrived labels), before the train / delay / test periods shrink."""
+
+
 class SplitError(ValueError):
     pass
 
@@ -87,8 +92,8 @@ def derive_split(kind: ModelKind, history_start: datetime, history_end: datetime
                  validation_days: int | None = None) -> TimeSplit:
     """The split for a history ``[history_start, history_end)``; unset lengths come from ``DEFAULTS[kind]``.
 
-    When the history is too short for the default lengths (a small user file), all periods shrink in
-    proportion (train and test keep at least one day) and a note says so.
+    When the history is too short for the default lengths (a small user file), the warm-up shrinks first, then
+    all periods in proportion (train keeps at least two days, test one) and a note says so.
     """
     d = DEFAULTS[kind]
     notes: list[str] = []
@@ -99,12 +104,16 @@ def derive_split(kind: ModelKind, history_start: datetime, history_end: datetime
     if train < 2 or test < 1 or delay < 0:
         raise SplitError("need --train-days >= 2, --test-days >= 1 and --delay-days >= 0")
     if train_start is None:
-        needed = d.warmup_days + train + delay + test
+        warmup = d.warmup_days
+        needed = warmup + train + delay + test
         if span < needed and all(v is None for v in (train_days, delay_days, test_days)):
-            scale = span / needed
-            train, test = max(2, math.floor(train * scale)), max(1, math.floor(test * scale))
-            delay = math.floor(delay * scale)
-            notes.append(f"history spans {span:.1f} days, less than the default {needed}: periods scaled to "
+            # Shorten the warm-up first (to MIN_WARMUP_FRACTION of it), then every period in proportion.
+            warmup = max(math.ceil(d.warmup_days * MIN_WARMUP_FRACTION), math.floor(span) - train - delay - test)
+            if warmup + train + delay + test > span:
+                scale = span / (warmup + train + delay + test)
+                train, test = max(2, math.floor(train * scale + 1e-9)), max(1, math.floor(test * scale + 1e-9))
+                delay = math.floor(delay * scale + 1e-9)
+            notes.append(f"history spans {span:.1f} days, less than the default {needed}: periods set to "
                          f"train {train} / delay {delay} / test {test} days")
         test_end = history_end
         train_start = test_end - timedelta(days=train + delay + test)
@@ -116,9 +125,9 @@ def derive_split(kind: ModelKind, history_start: datetime, history_end: datetime
     if test_end > history_end + timedelta(seconds=1):
         raise SplitError(f"the test period would end at {test_end.isoformat()}, after the history "
                          f"({history_end.isoformat()}): use an earlier --train-start or fewer days")
-    warmup = (train_start - history_start).total_seconds() / 86_400.0
-    if warmup < d.warmup_days:
-        notes.append(f"only {warmup:.1f} days of feature warm-up before training (recommended "
+    warmup_left = (train_start - history_start).total_seconds() / 86_400.0
+    if warmup_left < d.warmup_days:
+        notes.append(f"only {warmup_left:.1f} days of feature warm-up before training (recommended "
                      f"{d.warmup_days}): early training rows see partly empty windows")
     val = validation_days if validation_days is not None else max(1, round(train / 3))
     if not 1 <= val < train:

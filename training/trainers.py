@@ -33,6 +33,10 @@ _TRAINERS: dict[str, tuple[str, str]] = {
 }
 
 
+class TrainingDataError(ValueError):
+    """The chosen periods cannot train a model (e.g. no known positive)."""
+
+
 def positive_weight(labels: np.ndarray, policy: PosWeightPolicy) -> float:
     positives = float(np.sum(labels == 1))
     negatives = float(np.sum(labels == 0))
@@ -47,8 +51,10 @@ def train_model(framework: str, data: FitData) -> FittedModel:
         raise ValueError(f"unknown framework {framework!r}: choose one of {', '.join(FRAMEWORKS)}")
     for part, y in (("fit", data.y_fit), ("validation", data.y_val)):
         if len(np.unique(y)) < 2:
-            raise ValueError(f"the {part} period needs both classes (it has {len(y)} rows, {int(np.sum(y))} "
-                             "positive): widen the train period")
+            raise TrainingDataError(
+                f"the {part} period needs both classes but has {len(y)} rows with {int(np.sum(y))} known "
+                "positive(s): widen the train period, or (fraud) make --delay-days at least the label arrival "
+                "delay, since only labels that arrived by the start of the test period count for training")
     module, function = _TRAINERS[framework]
     trainer = getattr(importlib.import_module(module), function)
     model: FittedModel = trainer(data)

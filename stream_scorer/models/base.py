@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 
 Framework = Literal["xgboost", "lightgbm", "sklearn", "onnx"]
+ExplainMethod = Literal["path", "treeshap"]
+"""``path``: decision-path attribution (fast, see ``tree_paths``); ``treeshap``: the framework's exact TreeSHAP."""
 
 
 class ModelLoadError(RuntimeError):

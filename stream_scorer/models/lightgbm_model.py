@@ -3,11 +3,14 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
-from stream_scorer.models.base import Model, ModelLoadError, ModelMetadata, model_file
+from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata, model_file
+from stream_scorer.models.tree_paths import PathExplainer, from_lightgbm
 
 
 class LightGBMModel(Model):
-    def __init__(self, metadata: ModelMetadata) -> None:
+    """Contributions: path attribution through ONNX Runtime by default, or exact TreeSHAP (``pred_contrib``)."""
+
+    def __init__(self, metadata: ModelMetadata, explain_method: ExplainMethod = "path") -> None:
         super().__init__(metadata)
         path = model_file(metadata)
         try:
@@ -17,10 +20,14 @@ class LightGBMModel(Model):
         n = self._booster.num_feature()
         if n != len(metadata.feature_names):
             raise ModelLoadError(f"{path}: model has {n} features, metadata lists {len(metadata.feature_names)}")
+        self._explainer = PathExplainer(from_lightgbm(self._booster.dump_model(), n)) \
+            if explain_method == "path" else None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._booster.predict(x, num_threads=1), dtype=np.float64)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
+        if self._explainer is not None:
+            return self._explainer.contributions(x)
         contribs = np.asarray(self._booster.predict(x, pred_contrib=True, num_threads=1), dtype=np.float64)
         return contribs[:, :-1]

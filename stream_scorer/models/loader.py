@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_scorer.models.base import Model, ModelLoadError, ModelMetadata
+from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata
 
 
-def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool = False) -> Model:
+def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool = False,
+               explain_method: ExplainMethod = "path") -> Model:
     metadata = ModelMetadata.read(folder)
     if tuple(expected_features) != metadata.feature_names:
         expected, got = list(expected_features), list(metadata.feature_names)
         diff = sorted(set(expected) ^ set(got)) or "same names, different order"
         raise ModelLoadError(f"{folder}: feature names do not match the feature definitions ({diff})")
-    native = _native(metadata)
+    native = _native(metadata, explain_method)
     model = native
     if use_onnx:
         from stream_scorer.models.onnx_model import OnnxModel
@@ -26,15 +27,15 @@ def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool
     return model
 
 
-def _native(metadata: ModelMetadata) -> Model:
+def _native(metadata: ModelMetadata, explain_method: ExplainMethod) -> Model:
     if metadata.framework == "xgboost":
         from stream_scorer.models.xgboost_model import XGBoostModel
 
-        return XGBoostModel(metadata)
+        return XGBoostModel(metadata, explain_method)
     if metadata.framework == "lightgbm":
         from stream_scorer.models.lightgbm_model import LightGBMModel
 
-        return LightGBMModel(metadata)
+        return LightGBMModel(metadata, explain_method)
     if metadata.framework == "sklearn":
         from stream_scorer.models.sklearn_model import SklearnModel
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stream_scorer.errors import ModelNotLoaded
-from stream_scorer.models.base import Model, ModelLoadError
+from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError
 from stream_scorer.models.loader import load_model
 
 _VERSION = re.compile(r"^v(\d+)$")
@@ -23,9 +23,10 @@ def list_versions(model_dir: Path, name: str) -> list[str]:
 
 
 class ModelRegistry:
-    def __init__(self, model_dir: Path, *, use_onnx: bool = False) -> None:
+    def __init__(self, model_dir: Path, *, use_onnx: bool = False, explain_method: ExplainMethod = "path") -> None:
         self._model_dir = model_dir
         self._use_onnx = use_onnx
+        self._explain_method = explain_method
         self._models: dict[str, Model] = {}
 
     def load_latest(self, name: str, expected_features: Sequence[str]) -> Model:
@@ -37,7 +38,7 @@ class ModelRegistry:
     def load(self, name: str, version: str, expected_features: Sequence[str]) -> Model:
         """Load a version next to the serving one, then flip the reference (the old one keeps serving on error)."""
         model = load_model(self._model_dir / name / version, expected_features=expected_features,
-                           use_onnx=self._use_onnx)
+                           use_onnx=self._use_onnx, explain_method=self._explain_method)
         old = self._models.get(name)
         self._models[name] = model
         if old is not None and old is not model:

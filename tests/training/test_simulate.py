@@ -8,9 +8,9 @@ import pytest
 
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 from stream_scorer.core.features import COUNTRY_CENTROIDS
+from tests.training.conftest import END, SMALL_SESSIONS, SMALL_TX
 from training.simulate.sessions import SessionSimConfig, conversion_labels, simulate_sessions
 from training.simulate.transactions import SCENARIOS, SimulatedTransactions, simulate_transactions
-from tests.training.conftest import END, SMALL_SESSIONS, SMALL_TX
 
 TX_COLUMNS = ["transaction_id", "timestamp", "card_id", "merchant_id", "mcc_code", "country_code",
               "transaction_amount", "is_fraud", "scenario"]
@@ -108,9 +108,8 @@ def test_simulated_conversion_rate_is_plausible() -> None:
     assert np.isfinite(events["item_price"]).all()
 
 
-@pytest.mark.parametrize("field", ["n_cards", "days"])
-def test_history_size_scales_with_config(field: str) -> None:
-    sizes = {"n_cards": 200, "days": 20}
-    base = simulate_transactions(replace(SMALL_TX, **sizes))
-    bigger = simulate_transactions(replace(SMALL_TX, **{**sizes, field: 2 * sizes[field]}))
+@pytest.mark.parametrize(("cards", "days"), [(400, 20), (200, 40)])
+def test_history_size_scales_with_config(cards: int, days: int) -> None:
+    base = simulate_transactions(replace(SMALL_TX, n_cards=200, days=20))
+    bigger = simulate_transactions(replace(SMALL_TX, n_cards=cards, days=days))
     assert len(bigger.transactions) > 1.5 * len(base.transactions)

@@ -57,6 +57,21 @@ class FittedModel(Protocol):
         ...
 
 
+def float32_floor(thresholds: np.ndarray) -> np.ndarray:
+    """The largest float32 value <= each threshold, as float64.
+
+    For any float32 input ``x``, ``x <= t`` and ``x <= float32_floor(t)`` agree, and ONNX Runtime compares in
+    float32: rewriting a tree model's double thresholds this way leaves its native scores on float32 features
+    unchanged while making the ONNX export take exactly the same paths (otherwise a value lying between a
+    threshold and its float32 rounding goes the other way in ONNX, off by a whole leaf).
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    t32 = t.astype(np.float32)
+    above = t32.astype(np.float64) > t
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32.astype(np.float64)
+
+
 def normalized_importance(model: FittedModel, data: FitData) -> dict[str, float]:
     """Importance per feature (gain for trees, |coefficient| or permutation otherwise), summing to 1."""
     raw = model.raw_importance(data)

@@ -9,7 +9,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from training.frameworks import ONNX_INPUT, ONNX_OPSET, THREADS, ArtifactFramework, FitData
+from training.frameworks import ONNX_INPUT, ONNX_OPSET, THREADS, ArtifactFramework, FitData, float32_floor
 
 MAX_ROUNDS = 800
 EARLY_STOPPING_ROUNDS = 50
@@ -42,6 +42,18 @@ class LightGBMModel:
         return dict(zip(self.booster.feature_name(), (float(g) for g in gains), strict=True))
 
 
+def _float32_thresholds(model: str) -> str:
+    lines = []
+    for line in model.splitlines():
+        if line.startswith("threshold="):
+            values = np.array(line.removeprefix("threshold=").split(), dtype=np.float64)
+            line = "threshold=" + " ".join(repr(float(v)) for v in float32_floor(values))
+        elif line.startswith("tree_sizes="):
+            continue  # byte sizes of the tree blocks, no longer exact: LightGBM then parses sequentially
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def train(data: FitData) -> LightGBMModel:
     params: dict[str, Any] = {
         "objective": "binary", "metric": "average_precision", "learning_rate": 0.05, "num_leaves": 31,
@@ -55,6 +67,7 @@ def train(data: FitData) -> LightGBMModel:
     booster = lgb.train(params, fit_set, num_boost_round=MAX_ROUNDS, valid_sets=[val_set],
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
     best = int(booster.best_iteration) or booster.current_iteration()
-    # Rebuild from the text of the best iteration: model.txt, native scores and ONNX then hold the same trees.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    # Rebuild from the text of the best iteration (model.txt, native scores and ONNX then hold the same trees),
+    # with thresholds on float32 values so that ONNX Runtime's float32 comparisons take the same paths.
+    booster = lgb.Booster(model_str=_float32_thresholds(booster.model_to_string(num_iteration=best)))
     return LightGBMModel(booster, params={**params, "num_boost_round": best})

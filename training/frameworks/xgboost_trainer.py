@@ -43,7 +43,7 @@ class XGBoostModel:
 
     def raw_importance(self, data: FitData) -> dict[str, float]:
         scores = self.booster.get_score(importance_type="total_gain")
-        return {name: float(v) for name, v in scores.items()}
+        return {name: float(v if isinstance(v, float | int) else sum(v)) for name, v in scores.items()}
 
 
 def train(data: FitData) -> XGBoostModel:

@@ -100,12 +100,10 @@ def simulate_sessions(config: SessionSimConfig | None = None) -> SimulatedSessio
     rates = np.array([SEGMENTS[s].sessions_per_day for s in segment])
     counts = rng.poisson(rates * cfg.days)
     rows: list[tuple[int, int, int, int, str]] = []  # (ts, user, session, item, type)
-    session_no = 0
-    for user in np.repeat(np.arange(cfg.n_users), counts):
+    for session_no, user in enumerate(np.repeat(np.arange(cfg.n_users), counts)):
         start = start_s + int(rng.uniform(0, cfg.days * DAY_SEC - 3 * 3600))
         _one_session(rng, cfg, catalogue, SEGMENTS[segment[user]], affinity[user], int(user), session_no, start,
                      rows)
-        session_no += 1
     return SimulatedSessions(_to_frame(rows, catalogue, cats, start_s, end_s, history_tag(end)), cfg, end)
 
 
