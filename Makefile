@@ -48,7 +48,7 @@ train: install
 	$(CLI) train personalization
 
 materialize: install stack-up
-	$(CLI) materialize
+	$(CLI) materialize --reset-if-changed
 
 run: install stack-up
 	@DEMO_RATE=$(DEMO_RATE) bash stack/run.sh

@@ -20,7 +20,7 @@ for model in fraud personalization; do
   fi
 done
 echo "==> loading the online features computed from history into Redis"
-"$CLI" materialize
+"$CLI" materialize --reset-if-changed
 
 pids=()
 stop() {

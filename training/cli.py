@@ -67,6 +67,8 @@ def _add_materialize(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--only", choices=("fraud", "personalization"), help="materialize one model's features")
     p.add_argument("--reset", action="store_true",
                    help="delete existing feature keys (features:*, labels:seen:*) first")
+    p.add_argument("--reset-if-changed", action="store_true",
+                   help="reset only when Redis holds features of another history (e.g. after retraining)")
     p.set_defaults(func=run_materialize)
 
 
@@ -159,7 +161,8 @@ def run_materialize(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         result = asyncio.run(materialize(load_settings(), args.data_dir, batch_size=args.batch_size,
-                                         only=args.only, reset=args.reset, console=console))
+                                         only=args.only, reset=args.reset,
+                                         reset_if_changed=args.reset_if_changed, console=console))
     except MaterializeError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 1

@@ -11,7 +11,8 @@ window (a card's transactions are kept ~8 days, but merchant counters 36), so re
 count old transactions twice. Materialization therefore records a watermark per model in Redis
 (``materialize:{fraud|personalization}``: which history, how many of its updates are applied, updated after every
 batch): a second run skips what is already applied and writes nothing; an interrupted run resumes. Redis holding
-another history's features is refused unless ``--reset`` (replaying on top would double count).
+another history's features is refused unless ``--reset`` (always start afresh) or ``--reset-if-changed`` (start
+afresh only then: what ``make run`` wants after a retrain); replaying on top would double count.
 """
 
 from __future__ import annotations
@@ -113,14 +114,17 @@ class MaterializeResult:
 
 
 async def materialize(settings: Settings, data_dir: Path, *, batch_size: int = 5_000, only: str | None = None,
-                      reset: bool = False, console: Console | None = None) -> MaterializeResult:
+                      reset: bool = False, reset_if_changed: bool = False,
+                      console: Console | None = None) -> MaterializeResult:
     """Replay the saved history's tail into the Redis of ``settings``."""
     from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
 
     redis = create_redis(settings.redis)
     try:
         await redis.ping()
-        if reset:
+        if reset or (reset_if_changed and await _history_changed(RedisWatermarks(redis), data_dir, only)):
+            if console is not None:
+                console.print("  [yellow]deleting the existing feature keys (features:*, labels:seen:*)[/]")
             await _delete_feature_keys(redis)
         result = MaterializeResult(keys_before=int(await redis.dbsize()))
         await replay_history(RedisFeatureStore(redis), RedisWatermarks(redis), data_dir, result,
@@ -227,7 +231,8 @@ async def _apply(sink: UpdateSink, watermarks: Watermarks, kind: str, history_id
         if mark[0] != history_id:
             raise MaterializeError(
                 f"Redis already holds {kind} features materialized from another history ({mark[0]}); replaying "
-                f"this one ({history_id}) on top would count events twice: rerun with --reset to start afresh")
+                f"this one ({history_id}) on top would count events twice: rerun with --reset (or "
+                "--reset-if-changed) to start afresh")
         done = min(mark[1], len(updates))
     methods: dict[str, tuple[str, Callable[[list[Any]], Awaitable[int]]]] = {
         "tx": ("transactions", sink.apply_transactions), "label": ("labels", sink.apply_labels),
@@ -243,6 +248,17 @@ async def _apply(sink: UpdateSink, watermarks: Watermarks, kind: str, history_id
             done += len(batch)
             await watermarks.set(kind, history_id, done)
             bar.advance(task, len(batch))
+
+
+async def _history_changed(watermarks: Watermarks, data_dir: Path, only: str | None) -> bool:
+    histories = {"fraud": load_fraud_history(data_dir), "personalization": load_session_history(data_dir)}
+    for kind, history in histories.items():
+        if history is None or only not in (None, kind):
+            continue
+        mark = await watermarks.get(kind)
+        if mark is not None and mark[0] != _history_id(history.manifest):
+            return True
+    return False
 
 
 def _history_id(manifest: dict[str, Any]) -> str:

@@ -24,7 +24,8 @@ class LightGBMModel(Model):
             if explain_method == "path" else None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._booster.predict(x, num_threads=1), dtype=np.float64)
+        # trained on float32 features (metadata ``input_dtype``): the same values the ONNX export sees
+        return np.asarray(self._booster.predict(x.astype(np.float32), num_threads=1), dtype=np.float64)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         if self._explainer is not None:

@@ -27,7 +27,7 @@ class SklearnModel(Model):
         self._defaults = np.array([metadata.defaults.get(f, 0.0) for f in metadata.feature_names])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._model.predict_proba(x)[:, 1], dtype=np.float64)
+        return np.asarray(self._model.predict_proba(x.astype(np.float32))[:, 1], dtype=np.float64)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         linear = _linear_parts(self._model)

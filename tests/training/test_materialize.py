@@ -187,3 +187,11 @@ async def test_materialize_into_real_redis_matches_offline_state(
         expected_p = personalization_features(*args, reference.personalization_state(row.user_id, row.item_id))
         assert personalization_features(*args, p_state) == expected_p, row.user_id
     assert pd.Timestamp(end) > small_transactions.transactions["timestamp"].max()
+
+    # Another history (here: the same events under another manifest) is refused, or replaces the old one.
+    manifest = data_dir / "personalization" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"seed": 3', '"seed": 4'))
+    with pytest.raises(MaterializeError, match="another history"):
+        await materialize(redis_settings, data_dir, only="personalization")
+    replaced = await materialize(redis_settings, data_dir, only="personalization", reset_if_changed=True)
+    assert replaced.applied["session_events"] == replaced.events["session_events"] > 0
