@@ -24,7 +24,7 @@ echo "==> loading the online features computed from history into Redis"
 
 pids=()
 stop() {
-  trap - INT TERM EXIT
+  trap - EXIT
   echo
   echo "==> stopping worker, API and demo producer"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -34,7 +34,8 @@ stop() {
   done
   echo "==> stopped (the local Kafka/Redis keep running: make stack-down stops them)"
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'exit 130' INT TERM
 
 "$CLI" worker >"$LOGS/worker.log" 2>&1 &
 pids+=($!)
@@ -44,7 +45,7 @@ pids+=($!)
 for _ in $(seq 1 60); do
   curl -fs "localhost:$API_PORT/ready" >/dev/null 2>&1 && curl -fs "localhost:$WORKER_METRICS_PORT/ready" >/dev/null 2>&1 && break
   for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "a process exited early; see $LOGS/worker.log and $LOGS/api.log"; tail -20 "$LOGS"/*.log; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "a process exited early; see $LOGS/worker.log and $LOGS/api.log"; tail -n 20 "$LOGS"/*.log; exit 1; }
   done
   sleep 1
 done
@@ -69,9 +70,10 @@ TXT
 
 while true; do
   for pid in "${pids[@]}"; do
-    if ! kill -0 "$pid" 2>/dev/null; then echo "a process exited; see $LOGS/"; tail -5 "$LOGS"/*.log; exit 1; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "a process exited; see $LOGS/"; tail -n 5 "$LOGS"/*.log; exit 1; fi
   done
   scored=$(curl -fs "localhost:$WORKER_METRICS_PORT/metrics" 2>/dev/null | awk '/^stream_events_total\{.*outcome="scored"/ {s+=$2} END {print s+0}')
   echo "$(date +%T)  events scored by the worker: $scored"
-  sleep 10
+  sleep 10 &
+  wait $! || true
 done
