@@ -33,16 +33,17 @@ def confidence(score: float) -> float:
     return round(max(score, 1.0 - score), 6)
 
 
-def relevance(score: float, baseline_edges: Sequence[float] | None) -> float:
+def relevance(score: float, decile_edges: Sequence[float] | None) -> float:
     """Where the conversion probability ranks among the validation period's scores (0..1).
 
-    ``baseline_edges`` are quantile edges of the validation scores written at training time; without them the
-    relevance is the probability itself.
+    ``decile_edges`` are the validation scores' deciles written at training time (``score_baseline``); the rank is
+    interpolated between them. Without them the relevance is the probability itself.
     """
-    if not baseline_edges:
+    if not decile_edges:
         return score
-    edges = np.asarray(baseline_edges, dtype=np.float64)
-    return round(float(np.searchsorted(edges, score, side="right")) / len(edges), 6)
+    edges = np.concatenate(([0.0], np.asarray(decile_edges, dtype=np.float64), [1.0]))
+    ranks = np.linspace(0.0, 1.0, len(edges))
+    return round(float(np.interp(score, edges, ranks)), 6)
 
 
 def engagement(features: Mapping[str, float]) -> float:

@@ -169,7 +169,7 @@ class Scorer:
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        edges = model.metadata.raw.get("score_baseline", {}).get("quantile_edges")
+        edges = model.metadata.raw.get("score_baseline", {}).get("decile_edges")
         segments: Counter[str] = Counter()
         missing_counts: Counter[str] = Counter()
         out = []
