@@ -10,6 +10,12 @@ then prints requests/s at 32 connections and p50/p99 latency at 4 connections fo
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# this file is named like the standard library's ``http`` package: keep its folder off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import asyncio
 import os
@@ -17,10 +23,8 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis

@@ -97,7 +97,7 @@ class Scorer:
         keys = [(i.event.card_id, i.event.merchant_id, i.event.mcc_code, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_fraud_states, keys, FRAUD_MODEL, allow_degraded,
                                              FraudState)
-        if len(items) > 1:
+        if apply_updates and len(items) > 1:  # events to be recorded see the earlier ones of their batch
             _merge_card_batch(items, states)
         x = np.array([fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
                       for i, s in zip(items, states, strict=True)], dtype=np.float64)
@@ -153,7 +153,7 @@ class Scorer:
         keys = [(i.event.user_id, i.event.item_id, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_personalization_states, keys,
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
-        if len(items) > 1:
+        if apply_updates and len(items) > 1:
             _merge_user_batch(items, states)
         x = np.array([personalization_features(i.ts, i.event.item_id, i.event.item_category, i.event.item_price,
                                                i.event.session_id, s) for i, s in zip(items, states, strict=True)],
