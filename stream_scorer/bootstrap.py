@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.config import Settings
-from stream_scorer.core.feature_store import RedisFeatureStore, SlowFeatureCache, create_redis
+from stream_scorer.core.feature_cache import SlowFeatureCache
+from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, PERSONALIZATION_FEATURE_NAMES
 from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.metrics import Metrics

@@ -8,8 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.config import Settings
+from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_state import InMemoryFeatureState
-from stream_scorer.core.feature_store import RedisFeatureStore, SlowFeatureCache
+from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import DAY, fraud_features, personalization_features
 from tests.support.events import fraud_labels, session_events, session_update, transaction_events, tx_update
 
@@ -79,14 +80,22 @@ async def test_one_round_trip_per_batch(settings: Settings, redis_client: aiored
     store = RedisFeatureStore(redis_client)
     events = transaction_events(200, start=time.time() - DAY, span_sec=DAY - 60)
     await store.apply_transactions([tx_update(e) for e in events])
-    before = int((await redis_client.info("stats"))["total_commands_processed"])
     keys = [(e.card_id, e.merchant_id, e.mcc_code, time.time()) for e in events]
+    await store.fetch_fraud_states(keys[:1])  # loads the script
+
+    async def client_commands() -> dict[str, int]:
+        stats = await redis_client.info("commandstats")
+        return {name: int(v["calls"]) for name, v in stats.items() if isinstance(v, dict)}
+
+    before = await client_commands()
     states = await store.fetch_fraud_states(keys)
-    after = int((await redis_client.info("stats"))["total_commands_processed"])
-    assert len(states) == 200
-    # per event its card window and freshness; per distinct merchant / MCC one HGETALL; one pipeline
+    after = await client_commands()
+    assert len(states) == 200 and sum(len(s.card_history) for s in states) > 200
+    assert after["cmdstat_evalsha"] - before["cmdstat_evalsha"] == 1  # the whole batch: one call
+    # inside it: a window and a freshness read per event, one HGETALL per distinct merchant / MCC
     distinct = len({e.merchant_id for e in events}) + len({e.mcc_code for e in events})
-    assert after - before == 2 * 200 + distinct + 1  # + the INFO that read "before"
+    assert after["cmdstat_zrangebyscore"] - before["cmdstat_zrangebyscore"] == 200
+    assert after["cmdstat_hgetall"] - before["cmdstat_hgetall"] == distinct
 
 
 async def test_slow_counters_are_cached_for_the_ttl_and_windows_never(settings: Settings,
