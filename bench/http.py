@@ -32,11 +32,11 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stack import stack  # noqa: E402
-from stream_scorer.core.feature_state import SessionUpdate, TransactionUpdate  # noqa: E402
-from stream_scorer.core.feature_store import RedisFeatureStore  # noqa: E402
-from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES  # noqa: E402
-from stream_scorer.models.registry import list_versions  # noqa: E402
+from stack import stack
+from stream_scorer.core.feature_state import SessionUpdate, TransactionUpdate
+from stream_scorer.core.feature_store import RedisFeatureStore
+from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
+from stream_scorer.models.registry import list_versions
 
 BENCH_DB = 3
 FRAUD_LUA = """

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
+from http_api.deps import Coalescers
 from http_api.errors import install_error_handlers
 from http_api.middleware import RequestContextMiddleware
 from http_api.rate_limit import RateLimiter
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_services(settings, registry=registry, metrics=metrics) as services:
             app.state.services = services
+            app.state.coalescers = Coalescers.build(services)
             yield
 
     metrics = Metrics(registry)

@@ -110,8 +110,10 @@ class Settings(_Group):
 
     model_dir: Path = Path("artifacts")
     """Root of the versioned model artifacts (``<model>/<version>/``)."""
-    use_onnx: bool = False
-    """Score with ONNX Runtime instead of the native framework (explanations still use the native model)."""
+    use_onnx: bool = True
+    """Score with ONNX Runtime (the fastest path: ~20 us per row against ~350 us for XGBoost's own single-row
+    predict; training checks that both agree within 1e-5). ``false`` scores with the native framework. An
+    artifact without an ONNX file is served natively either way."""
     explain_method: Literal["path", "treeshap"] = "path"
     """How ``top_risk_factors`` are computed for tree models: ``path`` (decision-path attribution in ONNX
     Runtime, ~50 us per row) or ``treeshap`` (the framework's exact TreeSHAP, milliseconds per row)."""

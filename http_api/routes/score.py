@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from http_api.body import openapi_body, parse_body
-from http_api.deps import ScorerDep, ServicesDep
+from http_api.deps import CoalescersDep, ScorerDep, ServicesDep
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
@@ -35,13 +35,10 @@ def _json(model: BaseModel, timings: Timings) -> Response:
     "full": {"card_id": "card_00001234", "transaction_amount": 150.0, "merchant_id": "merchant_00123",
              "mcc_code": "5411", "country_code": "US", "transaction_id": "tx-0001"},
 }))
-async def score_fraud(request: Request, scorer: ScorerDep, services: ServicesDep) -> Response:
+async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
     """Score one card transaction as of now (or its ``timestamp``) against the card's live features."""
     body = await parse_body(request, TransactionEvent, MAX_EVENT_BYTES)
-    item = identify_transaction(body, uuid.uuid4().hex, time.time())
-    allow_degraded = services.settings.api.redis_down_status == 200
-    timings: Timings = {}
-    [decision] = await scorer.score_transactions([item], allow_degraded=allow_degraded, timings=timings)
+    decision, timings = await coalescers.fraud.submit(identify_transaction(body, uuid.uuid4().hex, time.time()))
     return _json(decision, timings)
 
 
@@ -49,13 +46,11 @@ async def score_fraud(request: Request, scorer: ScorerDep, services: ServicesDep
              openapi_extra=openapi_body(SessionEvent, {"seed": {
                  "user_id": "user_00005678", "item_id": "item_electronics_001", "item_category": "electronics",
                  "item_price": 299.99, "session_id": "session_abc123"}}))
-async def score_personalization(request: Request, scorer: ScorerDep, services: ServicesDep) -> Response:
+async def score_personalization(request: Request, coalescers: CoalescersDep) -> Response:
     """How relevant an item is to a user right now, with the user's segment and session signals."""
     body = await parse_body(request, SessionEvent, MAX_EVENT_BYTES)
-    item = identify_session_event(body, uuid.uuid4().hex, time.time())
-    allow_degraded = services.settings.api.redis_down_status == 200
-    timings: Timings = {}
-    [decision] = await scorer.score_session_events([item], allow_degraded=allow_degraded, timings=timings)
+    decision, timings = await coalescers.personalization.submit(
+        identify_session_event(body, uuid.uuid4().hex, time.time()))
     return _json(decision, timings)
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from stream_scorer.config import RedisSettings
 from stream_scorer.core import redis_scripts as scripts
@@ -171,7 +173,7 @@ class RedisFeatureStore:
         for zset, hash_key, low, high in windows:
             keys += (zset, hash_key)
             args += (repr(low), f"({high!r}")
-        raw = await self._fetch(keys=[*keys, *missing], args=args)
+        raw = await self._eval(self._fetch, [*keys, *missing], args)
         n = len(windows)
         for key, flat in zip(missing, raw[2 * n:], strict=True):
             counts, updated = _daily_counts(flat)
@@ -192,7 +194,7 @@ class RedisFeatureStore:
                      mcc_key(u.mcc_code))
             args += (f"{u.transaction_id}|{u.amount!r}|{u.country or ''}|{u.merchant_id}", repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS)
-        return int(await self._apply_tx(keys=keys, args=args))
+        return int(await self._eval(self._apply_tx, keys, args))
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
         frauds = [u for u in updates if u.is_fraud]
@@ -203,7 +205,7 @@ class RedisFeatureStore:
         for u in frauds:
             keys += (f"labels:seen:{u.transaction_id}", merchant_key(u.merchant_id), mcc_key(u.mcc_code))
             args.append(day_of(u.transaction_ts))
-        return int(await self._apply_label(keys=keys, args=args))
+        return int(await self._eval(self._apply_label, keys, args))
 
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int:
         if not updates:
@@ -215,7 +217,40 @@ class RedisFeatureStore:
             keys += (user_key(u.user_id) + ":events", user_key(u.user_id), item_key(u.item_id))
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
                      repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC), day - ITEM_RETENTION_DAYS)
-        return int(await self._apply_session(keys=keys, args=args))
+        return int(await self._eval(self._apply_session, keys, args))
+
+
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """EVALSHA on a pooled connection, packed here: redis-py packs each argument in Python (~0.3 ms for a
+        batch of 64 reads), this packs the whole command in one join. Connection handling (auth, db, reconnect,
+        timeouts, hiredis parsing) stays redis-py's."""
+        packed = _pack(["EVALSHA", script.sha, len(keys), *keys, *args])
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            try:
+                await conn.send_packed_command(packed, check_health=False)
+                return await conn.read_response()
+            except NoScriptError:  # Redis restarted or flushed its scripts: load it once, then retry
+                source = script.script if isinstance(script.script, str | bytes) else bytes(script.script)
+                await conn.send_packed_command(_pack(["SCRIPT", "LOAD", source]), check_health=False)
+                await conn.read_response()
+                await conn.send_packed_command(packed, check_health=False)
+                return await conn.read_response()
+        except BaseException:
+            await conn.disconnect()  # a half-read reply must not be left for the next user of the connection
+            raise
+        finally:
+            await pool.release(conn)
+
+
+def _pack(parts: Sequence[str | int | bytes]) -> bytes:
+    """A RESP command: ``*<n>`` then ``$<len>`` + bytes for each part."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def _card_tx(member: str, score: float) -> CardTx:

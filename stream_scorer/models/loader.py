@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata
+
+log = logging.getLogger(__name__)
 
 
 def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool = False,
@@ -19,7 +22,9 @@ def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool
         raise ModelLoadError(f"{folder}: feature names do not match the feature definitions ({diff})")
     native = _native(metadata, explain_method)
     model = native
-    if use_onnx:
+    if use_onnx and not metadata.raw.get("onnx_file"):
+        log.warning("no ONNX export in the artifact, scoring with the native model", extra={"path": str(folder)})
+    elif use_onnx:
         from stream_scorer.models.onnx_model import OnnxModel
 
         model = OnnxModel(metadata, native)

@@ -113,3 +113,14 @@ async def test_slow_counters_are_cached_for_the_ttl_and_windows_never(settings: 
     now[0] += 301
     [expired] = await store.fetch_fraud_states([key])
     assert sum(expired.merchant.counts["tx"].values()) == 20
+
+
+async def test_scripts_are_reloaded_after_a_script_flush(settings: Settings, redis_client: aioredis.Redis) -> None:
+    store = RedisFeatureStore(redis_client)
+    events = transaction_events(5, start=time.time() - 3600, span_sec=3000, cards=1)
+    await store.apply_transactions([tx_update(e) for e in events[:3]])
+    await redis_client.script_flush()
+    assert await store.apply_transactions([tx_update(e) for e in events[3:]]) == 2
+    [state] = await store.fetch_fraud_states([(events[0].card_id, events[0].merchant_id, events[0].mcc_code,
+                                               time.time())])
+    assert len(state.card_history) == 5
