@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 
 # The getters are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop per
 # request that cost a fifth of the API's CPU in a profile.
-
 from http_api.coalescer import Coalescer
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -15,7 +14,7 @@ from http_api.deps import CoalescersDep, ScorerDep, ServicesDep
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.scorer import Timings, identify_session_event, identify_transaction
+from stream_scorer.core.scorer import Timings, identify_session_event, identify_transaction, new_event_id
 from stream_scorer.errors import BatchTooLarge
 
 router = APIRouter(tags=["scoring"])
@@ -38,7 +37,7 @@ def _json(model: BaseModel, timings: Timings) -> Response:
 async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
     """Score one card transaction as of now (or its ``timestamp``) against the card's live features."""
     body = await parse_body(request, TransactionEvent, MAX_EVENT_BYTES)
-    decision, timings = await coalescers.fraud.submit(identify_transaction(body, uuid.uuid4().hex, time.time()))
+    decision, timings = await coalescers.fraud.submit(identify_transaction(body, new_event_id, time.time()))
     return _json(decision, timings)
 
 
@@ -50,7 +49,7 @@ async def score_personalization(request: Request, coalescers: CoalescersDep) -> 
     """How relevant an item is to a user right now, with the user's segment and session signals."""
     body = await parse_body(request, SessionEvent, MAX_EVENT_BYTES)
     decision, timings = await coalescers.personalization.submit(
-        identify_session_event(body, uuid.uuid4().hex, time.time()))
+        identify_session_event(body, new_event_id, time.time()))
     return _json(decision, timings)
 
 
@@ -91,10 +90,10 @@ async def score_batch(request: Request, scorer: ScorerDep, services: ServicesDep
     decisions: list[Any]
     if fraud:
         decisions = await scorer.score_transactions(
-            [identify_transaction(e, uuid.uuid4().hex, now) for _, e in valid], allow_degraded=allow_degraded)
+            [identify_transaction(e, new_event_id, now) for _, e in valid], allow_degraded=allow_degraded)
     else:
         decisions = await scorer.score_session_events(
-            [identify_session_event(e, uuid.uuid4().hex, now) for _, e in valid], allow_degraded=allow_degraded)
+            [identify_session_event(e, new_event_id, now) for _, e in valid], allow_degraded=allow_degraded)
     for (index, _), decision in zip(valid, decisions, strict=True):
         results[index] = {"index": index, "result": decision.model_dump(mode="json")}
     return JSONBytes({

@@ -108,7 +108,7 @@ class InMemoryFeatureState:
         for counts in (self._merchants.setdefault(u.merchant_id, DailyCounts()),
                        self._mccs.setdefault(u.mcc_code, DailyCounts())):
             counts.add("tx", day)
-            _trim_days(counts, day - RISK_RETENTION_DAYS)
+            counts.drop_before(day - RISK_RETENTION_DAYS)
         return True
 
     def apply_label(self, u: LabelUpdate) -> bool:
@@ -139,7 +139,7 @@ class InMemoryFeatureState:
         _trim(user, u.ts - USER_RETENTION_SEC)
         counts = self._items.setdefault(u.item_id, DailyCounts())
         counts.add(u.event_type, day_of(u.ts))
-        _trim_days(counts, day_of(u.ts) - ITEM_RETENTION_DAYS)
+        counts.drop_before(day_of(u.ts) - ITEM_RETENTION_DAYS)
         return True
 
     # ---------------------------------------------------------------------------------------- snapshot access
@@ -169,7 +169,3 @@ def _trim(window: _Window[T], before: float) -> None:
         window.ids.discard(window.events.popleft().event_id)
 
 
-def _trim_days(counts: DailyCounts, first_kept: int) -> None:
-    for per_day in counts.counts.values():
-        for day in [d for d in per_day if d < first_kept]:
-            del per_day[day]

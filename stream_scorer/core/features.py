@@ -67,19 +67,31 @@ class DailyCounts:
     """Per-day counters of one merchant / MCC (``tx`` and ``fraud``) or item (``view``, ``cart``, ``purchase``)."""
 
     counts: dict[str, dict[int, int]] = field(default_factory=dict)
+    _totals: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of ``total``: one merchant's counters serve every transaction of a batch (and of the cache TTL)."""
 
     def get(self, kind: str, day: int) -> int:
         return self.counts.get(kind, {}).get(day, 0)
 
     def total(self, kind: str, first_day: int, end_day: int) -> int:
-        per_day = self.counts.get(kind)
-        if not per_day:
-            return 0
-        return sum(n for d, n in per_day.items() if first_day <= d < end_day)
+        key = (kind, first_day, end_day)
+        found = self._totals.get(key)
+        if found is None:
+            per_day = self.counts.get(kind)
+            found = sum(n for d, n in per_day.items() if first_day <= d < end_day) if per_day else 0
+            self._totals[key] = found
+        return found
 
     def add(self, kind: str, day: int, n: int = 1) -> None:
         per_day = self.counts.setdefault(kind, {})
         per_day[day] = per_day.get(day, 0) + n
+        self._totals.clear()
+
+    def drop_before(self, first_kept: int) -> None:
+        for per_day in self.counts.values():
+            for day in [d for d in per_day if d < first_kept]:
+                del per_day[day]
+        self._totals.clear()
 
     def is_empty(self) -> bool:
         return not any(self.counts.values())

@@ -7,6 +7,7 @@ the whole matrix, then the decisions. The stream also applies each event's featu
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -65,14 +66,24 @@ class Identified(Generic[E]):
     ts: float
 
 
-def identify_transaction(event: TransactionEvent, fallback_id: str, fallback_ts: float) -> Identified[TransactionEvent]:
-    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
-    return Identified(event, event.transaction_id or fallback_id, ts)
+def new_event_id() -> str:
+    """An id for an HTTP request that brought none (random, 128 bits)."""
+    return secrets.token_hex(16)
 
 
-def identify_session_event(event: SessionEvent, fallback_id: str, fallback_ts: float) -> Identified[SessionEvent]:
+def identify_transaction(event: TransactionEvent, fallback_id: str | Callable[[], str],
+                         fallback_ts: float) -> Identified[TransactionEvent]:
+    """``fallback_id`` may be a callable, called only when the event has no id of its own."""
     ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
-    return Identified(event, event.event_id or fallback_id, ts)
+    event_id = event.transaction_id or (fallback_id() if callable(fallback_id) else fallback_id)
+    return Identified(event, event_id, ts)
+
+
+def identify_session_event(event: SessionEvent, fallback_id: str | Callable[[], str],
+                           fallback_ts: float) -> Identified[SessionEvent]:
+    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
+    event_id = event.event_id or (fallback_id() if callable(fallback_id) else fallback_id)
+    return Identified(event, event_id, ts)
 
 
 class Scorer:
