@@ -16,7 +16,8 @@ from http_api.rate_limit import RateLimiter
 from http_api.routes import health, models, score
 from stream_scorer import __version__
 from stream_scorer.bootstrap import build_services
-from stream_scorer.config import Settings
+from stream_scorer.config import Settings, load_settings
+from stream_scorer.logging import configure_logging
 from stream_scorer.metrics import Metrics
 
 
@@ -48,3 +49,10 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     app.include_router(health.router)
     app.include_router(models.router)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory uvicorn's worker processes call: settings from the environment, JSON logs configured."""
+    settings = load_settings()
+    configure_logging(settings.log_level, "api")
+    return create_app(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from stream_scorer.config import Settings, SettingsError, load_settings
 from stream_scorer.logging import configure_logging
@@ -33,8 +34,14 @@ def _api(args: argparse.Namespace) -> int:
     from http_api.app import create_app
 
     settings = _settings("api")
-    uvicorn.run(create_app(settings), host=args.host or settings.api.host, port=args.port or settings.api.port,
-                log_config=None, access_log=False, loop="uvloop", http="httptools", server_header=False)
+    options: dict[str, Any] = {
+        "host": args.host or settings.api.host, "port": args.port or settings.api.port, "log_config": None,
+        "access_log": False, "loop": "uvloop", "http": "httptools", "server_header": False,
+    }
+    if settings.api.workers > 1:  # each process builds its app (and its clients) from the environment
+        uvicorn.run("http_api.app:create_app_from_env", factory=True, workers=settings.api.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 

@@ -86,6 +86,7 @@ class ApiSettings(_Group):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    """uvicorn processes; each has its own connection pool, cache and metrics (scrape each or use one)."""
     cors_origins: str = ""
     """Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers."""
     rate_limit_per_sec: float = Field(default=0.0, ge=0)
