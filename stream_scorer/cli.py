@@ -57,6 +57,25 @@ def _tail(args: argparse.Namespace) -> int:
     return run_tail(load_settings(), args)
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import orjson
+
+    from schemas.export import asyncapi, json_schemas
+
+    settings = load_settings()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_bytes(orjson.dumps(schema, option=orjson.OPT_INDENT_2))
+    topics = settings.topics.model_dump(exclude={"input_partitions"})
+    (out / "asyncapi.json").write_bytes(orjson.dumps(asyncapi(topics, settings.kafka.bootstrap_servers),
+                                                     option=orjson.OPT_INDENT_2))
+    print(f"wrote {len(json_schemas())} JSON Schemas and asyncapi.json to {out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-scorer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--seed", type=int, default=None)
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
     produce.set_defaults(func=_produce)
+
+    schemas = sub.add_parser("schemas", help="write the JSON Schemas of events and decisions and an AsyncAPI doc")
+    schemas.add_argument("--out", default="schemas-out")
+    schemas.set_defaults(func=_schemas)
 
     tail = sub.add_parser("tail", help="print a topic's records as JSON lines")
     tail.add_argument("topic")
