@@ -45,10 +45,14 @@ class Coalescer(Generic[I, O]):
     async def _run(self, batch: list[tuple[I, asyncio.Future[O]]]) -> None:
         try:
             outcomes = await self._call([item for item, _ in batch])
-        except Exception as exc:
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"scoring returned {len(outcomes)} outcomes for {len(batch)} requests")
+        except BaseException as exc:  # every waiter gets the failure; none may hang
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():  # the client may have gone away

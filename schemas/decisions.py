@@ -19,7 +19,8 @@ class FraudDecision(BaseModel):
 
     fraud_score: float = Field(ge=0, le=1, examples=[0.15])
     risk_level: RiskLevel
-    confidence: float = Field(ge=0, le=1, description="How far the score is from the nearest decision threshold.")
+    confidence: float = Field(ge=0, le=1, description="How sure the calibrated model is of the outcome it favours: "
+                                                      "max(fraud_score, 1 - fraud_score).")
     recommended_action: RecommendedAction
     explanation: str
     top_risk_factors: list[str]

@@ -43,7 +43,7 @@ def relevance(score: float, decile_edges: Sequence[float] | None) -> float:
     interpolated between them. Without them the relevance is the probability itself.
     """
     if not decile_edges:
-        return score
+        return round(score, 6)
     edges = np.concatenate(([0.0], np.asarray(decile_edges, dtype=np.float64), [1.0]))
     ranks = np.linspace(0.0, 1.0, len(edges))
     return round(float(np.interp(score, edges, ranks)), 6)

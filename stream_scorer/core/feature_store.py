@@ -23,7 +23,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from stream_scorer.config import RedisSettings
@@ -80,6 +84,9 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
         host=settings.host, port=settings.port, db=settings.db, password=password, decode_responses=True,
         max_connections=settings.max_connections, socket_timeout=settings.socket_timeout_sec,
         socket_connect_timeout=settings.socket_timeout_sec, health_check_interval=30,
+        # no retries with backoff (redis-py's default: 10): a Redis outage must cost one timeout, not seconds,
+        # so the API answers degraded at once and /health stays within probe timeouts
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -226,22 +233,34 @@ class RedisFeatureStore:
         timeouts, hiredis parsing) stays redis-py's."""
         packed = _pack(["EVALSHA", script.sha, len(keys), *keys, *args])
         pool = self._redis.connection_pool
-        conn = await pool.get_connection()
-        try:
+        for attempt in (1, 2):
+            conn = await pool.get_connection()
             try:
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response()
-            except NoScriptError:  # Redis restarted or flushed its scripts: load it once, then retry
-                source = script.script if isinstance(script.script, str | bytes) else bytes(script.script)
-                await conn.send_packed_command(_pack(["SCRIPT", "LOAD", source]), check_health=False)
-                await conn.read_response()
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response()
-        except BaseException:
-            await conn.disconnect()  # a half-read reply must not be left for the next user of the connection
-            raise
-        finally:
-            await pool.release(conn)
+                return await _eval_on(conn, script, packed)
+            except RedisConnectionError:
+                # A pooled connection that died with a restarted server fails at once: one more try on a fresh
+                # connection (safe: reads have no effect, updates are idempotent per event).
+                await conn.disconnect()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                await conn.disconnect()  # a half-read reply must not be left for the next user of the connection
+                raise
+            finally:
+                await pool.release(conn)
+        raise AssertionError("unreachable")
+
+
+async def _eval_on(conn: AbstractConnection, script: AsyncScript, packed: bytes) -> Any:
+    try:
+        await conn.send_packed_command(packed, check_health=False)
+        return await conn.read_response()
+    except NoScriptError:  # Redis restarted or flushed its scripts: load it once, then retry
+        source = script.script if isinstance(script.script, str | bytes) else bytes(script.script)
+        await conn.send_packed_command(_pack(["SCRIPT", "LOAD", source]), check_health=False)
+        await conn.read_response()
+        await conn.send_packed_command(packed, check_health=False)
+        return await conn.read_response()
 
 
 def _pack(parts: Sequence[str | int | bytes]) -> bytes:
