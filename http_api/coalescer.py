@@ -10,6 +10,7 @@ features, so a decision does not depend on which requests shared its batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -37,8 +38,10 @@ class Coalescer(Generic[I, O]):
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
         for start in range(0, len(pending), self._max_batch):
-            task = asyncio.ensure_future(self._run(pending[start:start + self._max_batch]))
+            # a context of its own: the batch serves many requests, so it must not log as the first one's
+            task = loop.create_task(self._run(pending[start:start + self._max_batch]), context=contextvars.Context())
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
