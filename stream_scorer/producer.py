@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream_scorer.config import Settings
-from stream_scorer.core.features import COUNTRY_CENTROIDS
+from stream_scorer.core.geo import COUNTRY_CENTROIDS
 
 _CATEGORIES = ["electronics", "fashion", "home", "sports", "beauty", "books", "toys", "grocery"]
 

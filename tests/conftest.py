@@ -27,7 +27,7 @@ def services() -> Iterator[ServiceAddresses]:
     except Exception as exc:
         if IN_CI:
             pytest.fail(f"integration services unavailable under CI=true: {exc}")
-        pytest.skip(f"no Kafka/Redis available: {exc}")
+        pytest.skip(f"no Kafka/Redis available outside CI: {exc}")
 
 
 @pytest.fixture(scope="session")

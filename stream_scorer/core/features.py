@@ -17,11 +17,12 @@ replays history through both and compares every value.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from stream_scorer.core.geo import country_distance_km
 
 Entity = Literal["event", "card", "merchant", "mcc", "user", "item", "session"]
 
@@ -143,27 +144,6 @@ FRAUD_DEFAULTS: dict[str, float] = {f.name: f.default for f in FRAUD_FEATURES}
 _CARD_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "card")
 _MERCHANT_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "merchant")
 _MCC_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "mcc")
-
-# Approximate centroids (lat, lon) of the countries the simulators use; unknown countries give distance 0.
-COUNTRY_CENTROIDS: Mapping[str, tuple[float, float]] = {
-    "US": (39.8, -98.6), "CA": (56.1, -106.3), "MX": (23.6, -102.6), "BR": (-14.2, -51.9), "AR": (-38.4, -63.6),
-    "GB": (55.4, -3.4), "IE": (53.4, -8.2), "FR": (46.2, 2.2), "DE": (51.2, 10.5), "ES": (40.5, -3.7),
-    "IT": (41.9, 12.6), "NL": (52.1, 5.3), "BE": (50.5, 4.5), "CH": (46.8, 8.2), "SE": (60.1, 18.6),
-    "PL": (51.9, 19.1), "PT": (39.4, -8.2), "RO": (45.9, 25.0), "UA": (48.4, 31.2), "RU": (61.5, 105.3),
-    "TR": (39.0, 35.2), "NG": (9.1, 8.7), "ZA": (-30.6, 22.9), "EG": (26.8, 30.8), "IN": (20.6, 79.0),
-    "CN": (35.9, 104.2), "JP": (36.2, 138.3), "KR": (35.9, 127.8), "SG": (1.35, 103.8), "AU": (-25.3, 133.8),
-    "AE": (23.4, 53.8), "TH": (15.9, 101.0), "ID": (-0.8, 113.9), "PH": (12.9, 121.8), "VN": (14.1, 108.3),
-}
-
-
-def country_distance_km(a: str, b: str) -> float:
-    pa, pb = COUNTRY_CENTROIDS.get(a), COUNTRY_CENTROIDS.get(b)
-    if pa is None or pb is None or a == b:
-        return 0.0
-    lat1, lon1, lat2, lon2 = map(math.radians, (*pa, *pb))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return round(2 * 6371.0 * math.asin(math.sqrt(h)), 3)
-
 
 def usual_country(history: Iterable[CardTx]) -> str | None:
     """The card's most frequent country in its window (ties broken alphabetically), None without history."""

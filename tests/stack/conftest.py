@@ -33,7 +33,7 @@ def _missing(what: str) -> None:
     message = f"no {what} (run python3 stack/stack.py up)"
     if IN_CI:
         pytest.fail(f"{message}; under CI=true the real services are required")
-    pytest.skip(message)
+    pytest.skip(message)  # outside CI only (see above)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def require_redis_server() -> str:
         message = "redis-server is not installed (Debian: apt-get install redis-server)"
         if _in_ci():
             pytest.fail(f"{message}; required under CI=true")
-        pytest.skip(message)
+        pytest.skip(message)  # outside CI only (see above)
     return binary
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
-from stream_scorer.core.features import COUNTRY_CENTROIDS
+from stream_scorer.core.geo import COUNTRY_CENTROIDS
 from tests.training.conftest import END, SMALL_SESSIONS, SMALL_TX
 from training.simulate.sessions import SessionSimConfig, conversion_labels, simulate_sessions
 from training.simulate.transactions import SCENARIOS, SimulatedTransactions, simulate_transactions

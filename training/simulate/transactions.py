@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from stream_scorer.core.features import COUNTRY_CENTROIDS
+from stream_scorer.core.geo import COUNTRY_CENTROIDS
 from training.simulate import default_history_end, history_tag
 
 DAY_SEC = 86_400
