@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
+from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
 from stream_scorer.worker.status import WorkerStatusServer
 from stream_scorer.worker.topics import Topics, declare_topics, ensure_topics
@@ -64,6 +65,7 @@ class ScoringRuntime(mode.Service):
         if self.settings.worker.metrics_port:
             status = WorkerStatusServer(services, self.app, self.settings.worker.metrics_port)
             await self._stack.enter_async_context(status)
+        await self._stack.enter_async_context(ConsumerLagReporter(self.app, services.metrics))
         self._ready.set()
         log.info("worker ready", extra={"models": {n: m.version for n, m in services.models.loaded().items()}})
 
@@ -111,6 +113,9 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
+        # a crashed worker's partitions move to the others after 10 s instead of faust's default 60 s
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         producer_linger_ms=1,

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -26,6 +27,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def with_worker(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with some worker fields changed (another data dir or metrics port for a second worker)."""
+    return settings.model_copy(update={"worker": settings.worker.model_copy(update=changes)})
+
+
+def log_tail(path: Path, chars: int = 3000) -> str:
+    """The end of a worker's log, for assertion messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return f"--- last {min(chars, len(text))} chars of {path.name} ---\n{text[-chars:]}"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -59,12 +74,12 @@ def worker_process(settings: Settings, log_path: Path, *,
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"worker exited with {proc.returncode}:\n{log_tail(log_path)}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready after {ready_timeout}s:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"worker not ready after {ready_timeout}s:\n{log_tail(log_path)}")
             time.sleep(0.3)
         yield proc
     finally:
@@ -110,3 +125,85 @@ async def consume(bootstrap: str, topics: list[str], *, until: int, within: floa
     finally:
         await consumer.stop()
     return records
+
+
+async def produce_paced(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]], *, rate: float,
+                        progress: Callable[[int], None] | None = None) -> None:
+    """Produce ``records`` at about ``rate`` per second (in 20 ms slices), waiting for every acknowledgement;
+    ``progress`` is told how many were sent after each slice."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        futures = []
+        sent = 0
+        while sent < len(records):
+            due = min(len(records), int((loop.time() - start) * rate) + 1)
+            for key, value in records[sent:due]:
+                futures.append(await producer.send(topic, value, key=key))
+            sent = max(sent, due)
+            if progress is not None:
+                progress(sent)
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+class TopicReader:
+    """Reads topics from the beginning in the background; a test waits until what arrived satisfies it.
+
+    Start it once the worker is ready (the worker creates the output topics)::
+
+        async with TopicReader(bootstrap, [decisions_topic]) as reader:
+            await reader.wait_until(lambda records: len(records) >= 100, within=60)
+    """
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                                          auto_offset_reset="earliest")
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        self._task = asyncio.ensure_future(self._read())
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                self.records.extend(msgs)
+            if batch:
+                self._arrived.set()
+
+    async def wait_until(self, done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool], *,
+                         within: float) -> bool:
+        """True as soon as ``done(records)`` holds, False after ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not done(self.records):
+            if self._task is not None and self._task.done():
+                self._task.result()  # the reader failed: raise its error
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(left, 0.5))
+        return True
+
+    async def settle(self, seconds: float) -> None:
+        """Keep reading for ``seconds`` more (to catch late duplicates)."""
+        await asyncio.sleep(seconds)

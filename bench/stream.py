@@ -1,0 +1,399 @@
+"""Stream benchmark: one worker process on the real broker, throughput and event-to-decision latency.
+
+    .venv/bin/python bench/stream.py [--events 100000] [--rate 1000] [--duration 20] [--profile 10]
+
+Starts (or reuses) the local stack, creates fresh topics (unique suffix) and empties Redis db 4, writes a short
+history for every card (``--history`` transactions in the last day, so the card windows are not empty), starts
+ONE ``stream-scorer worker`` with the models in ``artifacts/``, then:
+
+1. throughput: produces ``--events`` transactions as fast as aiokafka can (``--cards`` cards, ``--merchants``
+   merchants); decisions/s from the first input record to the last decision (distinct transaction ids);
+2. latency: produces at a fixed ``--rate`` for ``--duration`` seconds and reports p50/p99/max of
+   *decision appended on the broker* minus *input sent*: the decisions topic is created with
+   ``message.timestamp.type=LogAppendTime`` (the broker stamps each decision when it stores it) and each input
+   carries its send time (``time.time()`` at ``send()``) as ``timestamp``; ``scored_at - event_timestamp``
+   from the decision body (excludes producing the decision) is printed next to it.
+
+``--profile N`` records the worker with py-spy for N s during phase 1 and prints where its time goes. The load
+generator, Kafka, Redis and the worker share the machine's cores; the benchmark's topics are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# ruff: noqa: E402 - running this file puts bench/ on the import path, where bench/http.py shadows the standard
+# library's ``http`` (httpx and prometheus_client import it): drop that folder before any other import
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stack import stack
+from stream_scorer.core.feature_state import TransactionUpdate
+from stream_scorer.core.feature_store import RedisFeatureStore
+from stream_scorer.core.features import DAY
+from stream_scorer.models.registry import list_versions
+
+BENCH_DB = 4
+MCCS = ["5411", "5812", "5999", "4111", "5732", "5311", "5541", "7011"]
+COUNTRIES = ["US"] * 14 + ["GB", "FR", "DE", "CA", "NG", "BR"]
+
+
+class Population:
+    """Cards with a home country and a typical amount; merchants with an MCC."""
+
+    def __init__(self, cards: int, merchants: int, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.cards = [(f"card_{i:08d}", self.rng.choice(COUNTRIES), self.rng.lognormvariate(3.5, 0.8))
+                      for i in range(1, cards + 1)]
+        self.merchants = [(f"merchant_{i:05d}", self.rng.choice(MCCS)) for i in range(1, merchants + 1)]
+
+    def event(self, tx_id: str, ts: float) -> tuple[bytes, dict[str, object]]:
+        card, country, typical = self.rng.choice(self.cards)
+        merchant, mcc = self.rng.choice(self.merchants)
+        if self.rng.random() < 0.03:
+            country = self.rng.choice(COUNTRIES)
+        return card.encode(), {
+            "transaction_id": tx_id, "card_id": card, "merchant_id": merchant, "mcc_code": mcc,
+            "country_code": country, "transaction_amount": round(max(0.5, self.rng.gauss(typical, typical / 3)), 2),
+            "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(),
+        }
+
+
+async def load_history(pop: Population, per_card: int, redis_host: str, redis_port: int) -> None:
+    client = aioredis.Redis(host=redis_host, port=redis_port, db=BENCH_DB, decode_responses=True)
+    await client.flushdb()
+    store = RedisFeatureStore(client)
+    now = time.time()
+    batch: list[TransactionUpdate] = []
+    for card, country, typical in pop.cards:
+        for k in range(per_card):
+            merchant, mcc = pop.rng.choice(pop.merchants)
+            batch.append(TransactionUpdate(f"{card}-h{k}", card, now - pop.rng.uniform(60, DAY), typical, country,
+                                           merchant, mcc))
+        if len(batch) >= 5000:
+            await store.apply_transactions(batch)
+            batch = []
+    await store.apply_transactions(batch)
+    await client.aclose()
+
+
+class DecisionReader:
+    """Reads the decisions topic from the beginning; keeps, per transaction id, the first decision's broker
+    timestamp (ms), ``scored_at - event_timestamp`` (s) and how many decisions arrived."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                          auto_offset_reset="earliest", fetch_max_wait_ms=20)
+        self.first: dict[str, tuple[int, float]] = {}
+        self.records = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.ensure_future(self._read())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            for msgs in (await self._consumer.getmany(timeout_ms=100, max_records=5000)).values():
+                for m in msgs:
+                    self.records += 1
+                    d = orjson.loads(m.value)
+                    if d["transaction_id"] not in self.first:
+                        scored = datetime.fromisoformat(d["scored_at"]).timestamp()
+                        event = datetime.fromisoformat(d["event_timestamp"]).timestamp()
+                        self.first[d["transaction_id"]] = (m.timestamp, scored - event)
+
+    async def wait_for(self, ids: set[str], within: float) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if len(ids.intersection(self.first)) == len(ids):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+async def create_topics(bootstrap: str, names: dict[str, str], partitions: int, *, delete: bool = False) -> None:
+    """The benchmark's own topics (the decisions stamped by the broker: ``LogAppendTime``), or delete them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if delete:
+            await admin.delete_topics(list(names.values()))
+            return
+        inputs = {names["TOPIC_TRANSACTIONS"], names["TOPIC_SESSIONS"], names["TOPIC_FRAUD_LABELS"]}
+        await admin.create_topics([
+            NewTopic(name, num_partitions=partitions if name in inputs else 6, replication_factor=1,
+                     topic_configs={"message.timestamp.type": "LogAppendTime"}
+                     if name == names["TOPIC_FRAUD_DECISIONS"] else {})
+            for name in names.values()])
+    finally:
+        await admin.close()
+
+
+async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader: DecisionReader,
+                     on_start: Callable[[], object]) -> dict[str, float]:
+    now = time.time()
+    bodies = [pop.event(f"t1-{i:07d}", now + i * 1e-4) for i in range(n)]
+    payloads = [(key, orjson.dumps(body)) for key, body in bodies]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        on_start()
+        started = time.time()
+        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
+        metas = await asyncio.gather(*futures)
+        produced = time.time()
+    finally:
+        await producer.stop()
+    ids = {str(body["transaction_id"]) for _, body in bodies}
+    if not await reader.wait_for(ids, within=max(120.0, n / 500)):
+        raise SystemExit(f"only {len(ids.intersection(reader.first))} of {n} decided")
+    first_input_ms = min(m.timestamp for m in metas)
+    last_decision_ms = max(reader.first[i][0] for i in ids)
+    span = (last_decision_ms - first_input_ms) / 1000
+    return {"events": n, "span_sec": span, "rate": n / span, "produce_sec": produced - started,
+            "produce_rate": n / (produced - started)}
+
+
+async def latency(bootstrap: str, topic: str, pop: Population, rate: float, duration: float,
+                  reader: DecisionReader) -> dict[str, float]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    futures = []
+    try:
+        total = int(rate * duration)
+        start = time.monotonic()
+        i = 0
+        while i < total:
+            due = min(total, int((time.monotonic() - start) * rate) + 1)
+            while i < due:
+                tx_id = f"t2-{i:07d}"
+                ts = time.time()
+                key, body = pop.event(tx_id, ts)
+                futures.append(await producer.send(topic, orjson.dumps(body), key=key))
+                sent_at[tx_id] = ts
+                i += 1
+            await asyncio.sleep(0.002)
+        achieved = total / (time.monotonic() - start)
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    if not await reader.wait_for(set(sent_at), within=60):
+        raise SystemExit(f"only {len(set(sent_at).intersection(reader.first))} of {len(sent_at)} decided")
+    e2e = np.array([reader.first[t][0] / 1000 - s for t, s in sent_at.items()]) * 1000
+    scoring = np.array([reader.first[t][1] for t in sent_at]) * 1000
+    return {"rate": achieved, "events": len(sent_at),
+            "p50": float(np.percentile(e2e, 50)), "p99": float(np.percentile(e2e, 99)), "max": float(e2e.max()),
+            "scored_p50": float(np.percentile(scoring, 50)), "scored_p99": float(np.percentile(scoring, 99))}
+
+
+def batch_stats(port: int, topic: str) -> tuple[float, float]:
+    """Mean batch size of the transactions agent and its number of batches, from the worker's /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    total, count = (sum(float(v) for v in re.findall(rf'^stream_batch_size_{kind}\{{topic="{topic}"\}} (\S+)',
+                                                      text, re.M)) for kind in ("sum", "count"))
+    return (total / count if count else 0.0), count
+
+
+PROFILE_PARTS = (
+    ("scoring core: feature read (one Lua call per batch) + parsing", ("Scorer._fetch",)),
+    ("scoring core: feature update (one Lua call per batch)", ("Scorer._apply",)),
+    ("scoring core: features, model, explanation, decision objects", ("Scorer.score_transactions",)),
+    ("worker: decode events (pydantic)", ("decode (stream_scorer/worker/decode.py)",)),
+    ("worker: produce decisions (a task per record) + acks", ("FaustProducer.send", "BatchProcessor._send_all")),
+    ("worker: rest of the batch (JSON encoding, metrics)", ("BatchProcessor.",)),
+    ("faust: fetch + per-message dispatch to the stream", ("Consumer._drain_messages", "Fetcher.", "on_message")),
+    ("faust: stream iteration, take_events, acks", ("Stream.", "Agent.")),
+    ("aiokafka: producer sender, client I/O", ("Sender.", "AIOKafkaClient", "AIOKafkaConnection")),
+    ("redis-py: reading replies", ("redis/",)),
+    ("event loop: select (idle)", ("EpollSelector.select",)),
+)
+
+
+def summarize_profile(path: Path, top: int = 12) -> None:
+    """py-spy ``raw`` output (collapsed stacks, ~100 samples per second per busy thread): the share of samples
+    in each part of the worker, then the functions with the most self time."""
+    parts: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        n = int(count_text)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack_text.split(";")]
+        leaf[frames[-1]] += n
+        if frames[0].startswith("Thread._bootstrap"):
+            parts["faust's consumer thread (aiokafka fetches)"] += n
+            continue
+        for name, keys in PROFILE_PARTS:
+            if any(k in f for f in frames for k in keys):
+                parts[name] += n
+                break
+        else:
+            parts["other: event loop, task scheduling, faust services"] += n
+    if not total:
+        print("py-spy recorded nothing")
+        return
+    print(f"\nworker profile: {total} samples (~{total / 100:.1f} s of CPU), share by part")
+    for name, n in parts.most_common():
+        print(f"  {100 * n / total:5.1f}%  {name}")
+    print("most self time")
+    for name, n in leaf.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="phase 1: transactions as fast as possible")
+    parser.add_argument("--rate", type=float, default=1000.0, help="phase 2: input events per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="phase 2: seconds")
+    parser.add_argument("--cards", type=int, default=100_000)
+    parser.add_argument("--merchants", type=int, default=2000)
+    parser.add_argument("--history", type=int, default=5, help="prior transactions per card written to Redis")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of the input topics")
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s during phase 1")
+    parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "artifacts"))
+    args = parser.parse_args()
+    model_dir = Path(args.model_dir)
+    if not list_versions(model_dir, "fraud") or not list_versions(model_dir, "personalization"):
+        raise SystemExit(f"no models in {model_dir}: run `make train` first")
+    env = stack.ensure_up()
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    suffix = uuid.uuid4().hex[:8]
+    topics = {f"TOPIC_{name.upper()}": f"bench-{name.replace('_', '-')}-{suffix}" for name in (
+        "transactions", "sessions", "fraud_labels", "fraud_decisions", "personalization_scores", "dlq", "shadow")}
+    pop = Population(args.cards, args.merchants)
+    asyncio.run(load_history(pop, args.history, env["REDIS_HOST"], int(env["REDIS_PORT"])))
+    asyncio.run(create_topics(bootstrap, topics, args.partitions))
+    with socket.socket() as sock:  # a free port for the worker's /metrics
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    data_dir = tempfile.mkdtemp(prefix="bench-worker-")
+    worker_env = {**os.environ, **env, **topics, "TOPIC_INPUT_PARTITIONS": str(args.partitions),
+                  "WORKER_APP_ID": f"bench-stream-{suffix}", "WORKER_DATA_DIR": data_dir,
+                  "WORKER_METRICS_PORT": str(port), "REDIS_DB": str(BENCH_DB), "MODEL_DIR": str(model_dir),
+                  "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    log_path = Path(data_dir) / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "stream_scorer", "worker"], cwd=ROOT, env=worker_env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    profile_out = Path(data_dir) / "profile.txt"
+    try:
+        _wait_ready(port, worker, log_path)
+        phase1, phase2, counts = asyncio.run(_phases(args, bootstrap, topics, pop, worker.pid, port, profile_out))
+        mean_batch, batches = batch_stats(port, topics["TOPIC_TRANSACTIONS"])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        asyncio.run(create_topics(bootstrap, topics, args.partitions, delete=True))
+    print(f"\nStream benchmark: one worker, {args.partitions} input partitions, models from {model_dir}, "
+          f"{os.cpu_count()} cores shared with Kafka, Redis and the load generator")
+    rows = [
+        ("1. producer (aiokafka, acks=all)", f"{phase1['produce_rate']:>12,.0f} /s", ""),
+        ("1. scored, first input -> last decision", f"{phase1['rate']:>12,.0f} /s",
+         f"{phase1['events']:,.0f} in {phase1['span_sec']:.1f} s"),
+        ("1. max consumer lag seen on /metrics", f"{phase1['max_lag']:>15,.0f}", "stream_consumer_lag, 1 s samples"),
+        ("2. input rate", f"{phase2['rate']:>12,.0f} /s", f"{phase2['events']:,.0f} events"),
+        ("2. sent -> decision on broker, p50", f"{phase2['p50']:>12.1f} ms", ""),
+        ("2. sent -> decision on broker, p99", f"{phase2['p99']:>12.1f} ms", f"max {phase2['max']:.0f} ms"),
+        ("2. event_timestamp -> scored_at, p50 / p99", f"{phase2['scored_p50']:>6.1f} / {phase2['scored_p99']:.1f} ms",
+         "excludes producing the decision"),
+        ("decisions received / distinct (both phases)", f"{counts[0]:,} / {counts[1]:,}", ""),
+        ("mean batch size (both phases)", f"{mean_batch:>15.0f}", f"{batches:,.0f} batches"),
+    ]
+    for name, figure, note in rows:
+        print(f"{name:44} {figure:>15}   {note}".rstrip())
+    if args.profile and profile_out.exists():
+        summarize_profile(profile_out)
+    print(f"\nworker log: {log_path}")
+    return 0
+
+
+async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], pop: Population, pid: int,
+                  port: int, profile_out: Path) -> tuple[dict[str, float], dict[str, float], tuple[int, int]]:
+    reader = DecisionReader(bootstrap, topics["TOPIC_FRAUD_DECISIONS"])
+    await reader.start()
+    lags: list[float] = [0.0]
+    sampling = asyncio.ensure_future(_sample_lag(port, topics["TOPIC_TRANSACTIONS"], lags))
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def start_profile() -> None:
+        if args.profile:
+            spies.append(subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid),
+                                           "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
+                                           "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    try:
+        phase1 = await throughput(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.events, reader, start_profile)
+        sampling.cancel()
+        phase1["max_lag"] = max(lags)
+        for spy in spies:
+            await asyncio.get_running_loop().run_in_executor(None, spy.wait)
+        await asyncio.sleep(2)  # let the worker commit and idle
+        phase2 = await latency(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.rate, args.duration, reader)
+    finally:
+        sampling.cancel()
+        await reader.stop()
+    return phase1, phase2, (reader.records, len(reader.first))
+
+
+async def _sample_lag(port: int, topic: str, out: list[float]) -> None:
+    """The worker's ``stream_consumer_lag`` summed over the input partitions, once a second."""
+    pattern = re.compile(rf'^stream_consumer_lag\{{partition="\d+",topic="{re.escape(topic)}"\}} (\S+)$', re.M)
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                out.append(sum(float(v) for v in pattern.findall(text)))
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"worker not ready (exit code {proc.poll()}):\n{log_path.read_text()[-3000:]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
