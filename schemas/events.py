@@ -8,12 +8,15 @@ offset and the Kafka record timestamp, so a redelivered message keeps the same i
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 UNKNOWN_MERCHANT = "merchant_unknown"
+MAX_FUTURE_SEC = 86400.0
+"""Event times may run ahead of this machine's clock by at most a day (clock skew), not more."""
 UNKNOWN_MCC = "0000"
 
 EntityId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^|\s]+$")]
@@ -30,7 +33,13 @@ class _Event(BaseModel):
     @field_validator("timestamp", mode="after", check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
+        if value is None:
+            return None
+        value = _utc(value)
+        if value.timestamp() > time.time() + MAX_FUTURE_SEC:
+            # a far-future event would trim its card's whole real history from the windows
+            raise ValueError("is more than a day in the future")
+        return value
 
 
 class TransactionEvent(_Event):

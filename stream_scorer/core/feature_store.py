@@ -19,7 +19,7 @@ TTL cache (``FEATURE_CACHE_TTL``) instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -135,29 +135,46 @@ class RedisFeatureStore:
 
     # ------------------------------------------------------------------------------------------------- reads
     async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]:
-        """One script call: each card's window and freshness, plus each distinct merchant / MCC not cached."""
+        """One script call: each distinct card's window and freshness, each distinct merchant / MCC not cached.
+
+        A card with several events in the batch is read once, over ``[earliest - 7d, latest)``; the feature
+        functions keep, for each event, only what precedes it (a hot card costs one read, not one per event).
+        """
         if not keys:
             return []
-        windows = [(card_key(card) + ":tx", card_key(card), ts - CARD_WINDOW_SEC, ts) for card, _, _, ts in keys]
+        spans = _spans((card, ts) for card, _, _, ts in keys)
+        windows = [(card_key(card) + ":tx", card_key(card), low - CARD_WINDOW_SEC, high)
+                   for card, (low, high) in spans.items()]
         slow_keys = {merchant_key(m) for _, m, _, _ in keys} | {mcc_key(c) for _, _, c, _ in keys}
         raw_windows, slow = await self._read(windows, slow_keys)
+        cards: dict[str, tuple[list[CardTx], str | None]] = {}
+        for card, (members, card_updated) in zip(spans, raw_windows, strict=True):
+            cards[card] = ([_card_tx(members[j], float(members[j + 1])) for j in range(0, len(members), 2)],
+                           card_updated)
         states = []
-        for (members, card_updated), (_, merchant_id, mcc_code, _) in zip(raw_windows, keys, strict=True):
+        for card_id, merchant_id, mcc_code, _ in keys:
+            history, card_updated = cards[card_id]
             merchant, m_updated = slow[merchant_key(merchant_id)]
             mcc, c_updated = slow[mcc_key(mcc_code)]
-            history = [_card_tx(members[j], float(members[j + 1])) for j in range(0, len(members), 2)]
             states.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
         return states
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
+        """Like ``fetch_fraud_states``: each distinct user read once, each distinct item not cached."""
         if not keys:
             return []
-        windows = [(user_key(user) + ":events", user_key(user), ts - USER_WINDOW_SEC, ts) for user, _, ts in keys]
+        spans = _spans((user, ts) for user, _, ts in keys)
+        windows = [(user_key(user) + ":events", user_key(user), low - USER_WINDOW_SEC, high)
+                   for user, (low, high) in spans.items()]
         raw_windows, slow = await self._read(windows, {item_key(i) for _, i, _ in keys})
+        users: dict[str, tuple[list[UserEvent], str | None]] = {}
+        for user, (members, user_updated) in zip(spans, raw_windows, strict=True):
+            users[user] = ([_user_event(members[j], float(members[j + 1])) for j in range(0, len(members), 2)],
+                           user_updated)
         states = []
-        for (members, user_updated), (_, item_id, _) in zip(raw_windows, keys, strict=True):
+        for user_id, item_id, _ in keys:
+            history, user_updated = users[user_id]
             item, i_updated = slow[item_key(item_id)]
-            history = [_user_event(members[j], float(members[j + 1])) for j in range(0, len(members), 2)]
             states.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
         return states
 
@@ -270,6 +287,15 @@ def _pack(parts: Sequence[str | int | bytes]) -> bytes:
         data = part if isinstance(part, bytes) else str(part).encode()
         out.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
+
+
+def _spans(entity_times: Iterable[tuple[str, float]]) -> dict[str, tuple[float, float]]:
+    """Earliest and latest event time per entity, in first-seen order."""
+    spans: dict[str, tuple[float, float]] = {}
+    for entity, ts in entity_times:
+        low, high = spans.get(entity, (ts, ts))
+        spans[entity] = (min(low, ts), max(high, ts))
+    return spans
 
 
 def _card_tx(member: str, score: float) -> CardTx:

@@ -17,13 +17,14 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
 from stream_scorer.core.explain import fraud_explanation, top_factors
-from stream_scorer.core.feature_state import LabelUpdate, SessionUpdate, TransactionUpdate
+from stream_scorer.core.feature_state import NO_SESSION, LabelUpdate, SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import FeatureStore
 from stream_scorer.core.features import (
     FRAUD_FEATURE_NAMES,
@@ -46,7 +47,10 @@ Timings = dict[str, float]
 
 FRAUD_MODEL = "fraud"
 PERSONALIZATION_MODEL = "personalization"
-_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, ResponseError)
+# Error replies that mean "Redis cannot serve right now" (memory, failover, a long script, loading); any other
+# error reply is a bug and is raised as is.
+_OPERATIONAL_REPLIES = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN")
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +137,12 @@ class Scorer:
         missing_counts: Counter[str] = Counter()
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
-            score = float(scores[row])
+            score = round(float(scores[row]), 6)  # the action follows the score the decision shows
             risk, action = d.fraud_action(score, thresholds)
             factors = top_factors(FRAUD_FEATURE_NAMES, contributions[row])
             missing = [] if degraded else missing_fraud_features(item.ts, state)
             out.append(FraudDecision.model_construct(
-                fraud_score=round(score, 6), risk_level=risk, confidence=d.confidence(score),
+                fraud_score=score, risk_level=risk, confidence=d.confidence(score),
                 recommended_action=action,
                 explanation=fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, x[row], factors),
                 top_risk_factors=[FRAUD_FEATURE_NAMES[j] for j in factors],
@@ -228,6 +232,7 @@ class Scorer:
         try:
             states: list[S] = await fetch(keys)  # type: ignore[misc]
         except _STORE_ERRORS as exc:
+            _raise_if_not_operational(exc)
             self._metrics.feature_store_errors.labels("fetch").inc()
             self._metrics.redis_up.set(0)
             if not allow_degraded:
@@ -243,8 +248,14 @@ class Scorer:
         try:
             return await apply(updates)  # type: ignore[misc]
         except _STORE_ERRORS as exc:
+            _raise_if_not_operational(exc)
             self._metrics.feature_store_errors.labels("update").inc()
             raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
+
+
+def _raise_if_not_operational(exc: BaseException) -> None:
+    if isinstance(exc, ResponseError) and not str(exc).startswith(_OPERATIONAL_REPLIES):
+        raise exc
 
 
 def _freshness(now: float, updated_at: float | None) -> float | None:
@@ -271,8 +282,9 @@ def _merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: lis
     for rows in by_card.values():
         if len(rows) < 2:
             continue
-        batch = [CardTx(items[r].event_id, items[r].ts, items[r].event.transaction_amount,
-                        items[r].event.country_code or "", items[r].event.merchant_id) for r in rows]
+        batch = list({items[r].event_id: CardTx(items[r].event_id, items[r].ts, items[r].event.transaction_amount,
+                                                items[r].event.country_code or "", items[r].event.merchant_id)
+                      for r in reversed(rows)}.values())  # one entry per event id (a batch may hold a duplicate)
         for r in rows:
             known = {tx.event_id for tx in states[r].card_history}
             extra = [tx for tx in batch if tx.event_id not in known]
@@ -286,9 +298,10 @@ def _merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[Pe
     for rows in by_user.values():
         if len(rows) < 2:
             continue
-        batch = [UserEvent(items[r].event_id, items[r].ts, items[r].event.event_type, items[r].event.item_category,
-                           items[r].event.item_price, items[r].event.item_id, items[r].event.session_id or "-")
-                 for r in rows]
+        batch = list({items[r].event_id: UserEvent(items[r].event_id, items[r].ts, items[r].event.event_type,
+                                                   items[r].event.item_category, items[r].event.item_price,
+                                                   items[r].event.item_id, items[r].event.session_id or NO_SESSION)
+                      for r in reversed(rows)}.values())
         for r in rows:
             known = {e.event_id for e in states[r].user_history}
             extra = [e for e in batch if e.event_id not in known]

@@ -127,7 +127,7 @@ def from_lightgbm(dump: dict[str, Any], n_features: int) -> TreeEnsemble:
             else:
                 if node.get("decision_type", "<=") != "<=":
                     raise ValueError("categorical splits are not supported by path attribution")
-                nodes.append((int(node["split_feature"]), float(node["threshold"]), -1, -1,
+                nodes.append((int(node["split_feature"]), _float32_at_most(float(node["threshold"])), -1, -1,
                               bool(node.get("default_left", True)), float("nan"), float(node.get("internal_count", 1))))
                 depth = max(depth, level + 1)
                 stack.append((node["right_child"], index * 2 + 1, level + 1))
@@ -137,8 +137,18 @@ def from_lightgbm(dump: dict[str, Any], n_features: int) -> TreeEnsemble:
                 parent, is_right = divmod(parent_slot, 2)
                 f, t, lc, rc, dl, v, c = nodes[parent]
                 nodes[parent] = (f, t, index if not is_right else lc, index if is_right else rc, dl, v, c)
-    return _finish(nodes, roots, depth, n_features, left_if_equal=True, float32_inputs=False,
-                   threshold_dtype=np.float64)
+    return _finish(nodes, roots, depth, n_features, left_if_equal=True, float32_inputs=True,
+                   threshold_dtype=np.float32)
+
+
+def _float32_at_most(threshold: float) -> float:
+    """The largest float32 not above ``threshold``: for a float32 ``x``, ``x <= t`` holds exactly when
+    ``x <= _float32_at_most(t)``, so LightGBM's double thresholds give the same paths on float32 features (what
+    the model scores, since it was trained on float32) in numpy and in ONNX Runtime."""
+    t32 = np.float32(threshold)
+    if float(t32) > threshold:
+        t32 = np.nextafter(t32, np.float32(-np.inf), dtype=np.float32)
+    return float(t32)
 
 
 def leaf_contributions(ens: TreeEnsemble) -> dict[int, dict[int, float]]:

@@ -11,11 +11,13 @@ from typing import Any
 
 import faust
 import mode
+from faust.exceptions import ProducerSendError
 from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
+from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
 from stream_scorer.worker.status import WorkerStatusServer
@@ -32,7 +34,11 @@ class FaustProducer:
 
     async def send(self, topic: str, key: bytes | None, value: bytes,
                    headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
-        return await self._app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+        try:
+            return await self._app.producer.send(topic, key, value, partition=None, timestamp=None,
+                                                 headers=headers)
+        except ProducerSendError as exc:  # faust wraps the producer's own error
+            raise BrokerUnavailable(f"producing to {topic} failed: {exc.__cause__ or exc!r}") from exc
 
 
 class ScoringRuntime(mode.Service):

@@ -19,6 +19,11 @@ class DeadLetter:
     reason: str
 
 
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+"""Larger values are truncated (header ``dlq.value.truncated`` = the original length): a record the broker
+accepted on the input topic may exceed the producer's request size once headers are added."""
+
+
 def dead_letter(*, key: bytes | None, value: bytes | None, source_topic: str, partition: int, offset: int,
                 timestamp: float | None, reason: str, field: str | None, error: str) -> DeadLetter:
     headers = [
@@ -32,6 +37,9 @@ def dead_letter(*, key: bytes | None, value: bytes | None, source_topic: str, pa
         headers.append(("dlq.field", field.encode()))
     if timestamp is not None:
         headers.append(("dlq.source.timestamp", repr(timestamp).encode()))
+    if value is not None and len(value) > MAX_DEAD_LETTER_BYTES:
+        headers.append(("dlq.value.truncated", str(len(value)).encode()))
+        value = value[:MAX_DEAD_LETTER_BYTES]
     return DeadLetter(key, value, headers, reason)
 
 

@@ -92,10 +92,11 @@ class BatchProcessor:
             updates.append(LabelUpdate(label.transaction_id, label.merchant_id, label.mcc_code,
                                        label.transaction_timestamp.timestamp(), label.is_fraud))
         start = time.perf_counter()
-        await self._retrying(topic, lambda: self._scorer.apply_labels(updates))
+        applied = await self._retrying(topic, lambda: self._scorer.apply_labels(updates))
         self._metrics.feature_update_duration.labels(topic).observe(time.perf_counter() - start)
         await self._retrying(topic, lambda: self._send_all([], letters))
-        self._metrics.stream_events.labels(topic, "applied").inc(len(updates))
+        self._metrics.stream_events.labels(topic, "applied").inc(applied)
+        self._metrics.stream_events.labels(topic, "ignored").inc(len(updates) - applied)
         self._count_dead(topic, letters)
 
     # ------------------------------------------------------------------------------------------- internals
@@ -129,17 +130,23 @@ class BatchProcessor:
         try:
             decisions = await self._retrying(topic, lambda: score(items))
             scored = list(zip(items, decisions, strict=True))
-        except ScoringError as exc:  # not retryable: isolate the events that fail, dead-letter only those
+        except Exception as exc:  # not retryable (those are retried inside): find the events that fail alone
             log.warning("batch scoring failed, scoring events one by one", extra={"topic": topic,
-                                                                                  "error": exc.message})
+                                                                                  "error": repr(exc)})
             scored = []
+            failed: list[tuple[Record, Exception]] = []
             for item, record in zip(items, sources, strict=True):
                 try:
                     [decision] = await self._retrying(topic, lambda item=item: score([item]))  # type: ignore[misc]
-                except ScoringError as one:
-                    letters.append(_letter(record, "scoring_failed", one.field, one.message))
+                except Exception as one:
+                    failed.append((record, one))
                 else:
                     scored.append((item, decision))
+            if len(items) > 1 and not scored:
+                raise  # every event fails alone too: not a poison event but a broken scorer; never dead-letter
+            for record, error in failed:
+                letters.append(_letter(record, "scoring_failed", getattr(error, "field", None),
+                                       f"{type(error).__name__}: {error}"))
         outputs = [(out_topic, key_of(item.event).encode(), decision.model_dump_json().encode())
                    for item, decision in scored]
         await self._retrying(topic, lambda: self._send_all(outputs, letters))

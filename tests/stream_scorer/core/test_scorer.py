@@ -103,3 +103,13 @@ async def test_missing_model_is_a_retryable_error(tmp_path: Path) -> None:
     scorer = Scorer(InMemoryFeatureStore(), ModelRegistry(tmp_path), Metrics())
     with pytest.raises(ModelNotLoaded):
         await scorer.score_transactions(_identified(transaction_events(1, start=time.time(), span_sec=1)))
+
+
+async def test_a_duplicate_in_one_batch_counts_once(model_dir: Path) -> None:
+    events = transaction_events(3, start=time.time() - 600, span_sec=300, cards=1)
+    batch_scorer, _, _ = _scorer(model_dir)
+    single_scorer, _, _ = _scorer(model_dir)
+    duplicated = [events[0], events[0], events[1], events[2]]
+    batched = await batch_scorer.score_transactions(_identified(duplicated), apply_updates=True)
+    one_by_one = [(await single_scorer.score_transactions(_identified([e]), apply_updates=True))[0] for e in events]
+    assert [_without_timing(d) for d in batched[1:]] == [_without_timing(d) for d in one_by_one]

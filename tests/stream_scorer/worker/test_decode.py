@@ -26,3 +26,9 @@ def test_valid_events_decode() -> None:
     assert tx is not None and tx.timestamp is not None and tx.timestamp.timestamp() == 1700000000
     session = decode(SessionEvent, b'{"user_id": "u", "item_id": "i"}').event
     assert session is not None and session.event_type == "view"
+
+
+def test_far_future_timestamps_are_rejected() -> None:
+    raw = b'{"card_id": "c", "transaction_amount": 5, "timestamp": "9999-12-31T00:00:00Z"}'
+    decoded = decode(TransactionEvent, raw)
+    assert decoded.rejection is not None and decoded.rejection.field == "timestamp"

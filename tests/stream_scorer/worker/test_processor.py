@@ -1,0 +1,106 @@
+"""The batch processor with in-memory fakes of our own interfaces (the real-broker paths are in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.decisions import FraudDecision
+from schemas.events import TransactionEvent
+from stream_scorer.bootstrap import MODEL_FEATURES
+from stream_scorer.core.scorer import Identified, Scorer
+from stream_scorer.errors import BrokerUnavailable
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.registry import ModelRegistry
+from stream_scorer.worker.dead_letters import MAX_DEAD_LETTER_BYTES
+from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
+from tests.support.fakes import InMemoryFeatureStore
+
+
+class FakeProducer:
+    def __init__(self, failures: int = 0) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
+        self.failures = failures
+
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
+        if self.failures:
+            self.failures -= 1
+            raise BrokerUnavailable("broker hiccup")
+        self.sent.append((topic, key, value, headers))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class PoisonAwareScorer(Scorer):
+    """Fails deterministically on card ``poison`` (like a bug hit by one event), or on everything."""
+
+    fail_all = False
+
+    async def score_transactions(self, items: Sequence[Identified[TransactionEvent]], **kwargs: Any
+                                 ) -> list[FraudDecision]:
+        if self.fail_all or any(i.event.card_id == "poison" for i in items):
+            raise ValueError("year 55000 is out of range")
+        return await super().score_transactions(items, **kwargs)
+
+
+def _processor(model_dir: Path, producer: FakeProducer) -> tuple[BatchProcessor, PoisonAwareScorer]:
+    registry = ModelRegistry(model_dir)
+    for name, features in MODEL_FEATURES.items():
+        registry.load_latest(name, features)
+    scorer = PoisonAwareScorer(InMemoryFeatureStore(), registry, Metrics())
+    outputs = OutputTopics("decisions", "scores", "dlq")
+    return BatchProcessor(scorer, producer, outputs, Metrics()), scorer
+
+
+def _record(offset: int, body: dict[str, Any] | bytes) -> Record:
+    value = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Record("transactions", 0, offset, time.time(), b"k", value)
+
+
+async def test_an_event_failing_alone_is_dead_lettered_and_the_rest_scored(model_dir: Path) -> None:
+    producer = FakeProducer()
+    processor, _ = _processor(model_dir, producer)
+    records = [_record(i, {"card_id": card, "transaction_amount": 5.0, "transaction_id": f"t{i}"})
+               for i, card in enumerate(["c1", "poison", "c2"])]
+    await processor.process_transactions(records)
+    decisions = [orjson.loads(v)["transaction_id"] for topic, _, v, _ in producer.sent if topic == "decisions"]
+    dead = [(v, dict(h or [])) for topic, _, v, h in producer.sent if topic == "dlq"]
+    assert decisions == ["t0", "t2"]
+    assert len(dead) == 1 and dead[0][0] == records[1].value
+    assert dead[0][1]["dlq.reason"] == b"scoring_failed"
+    assert b"ValueError" in dead[0][1]["dlq.error"]
+
+
+async def test_a_broken_scorer_is_not_mistaken_for_poison(model_dir: Path) -> None:
+    producer = FakeProducer()
+    processor, scorer = _processor(model_dir, producer)
+    scorer.fail_all = True
+    records = [_record(i, {"card_id": f"c{i}", "transaction_amount": 5.0}) for i in range(3)]
+    with pytest.raises(ValueError):
+        await processor.process_transactions(records)
+    assert producer.sent == []  # nothing dead-lettered: the worker exits and the batch is redelivered
+
+
+async def test_broker_hiccups_are_retried(model_dir: Path) -> None:
+    producer = FakeProducer(failures=2)
+    processor, _ = _processor(model_dir, producer)
+    await processor.process_transactions([_record(0, {"card_id": "c1", "transaction_amount": 5.0})])
+    assert [topic for topic, *_ in producer.sent] == ["decisions"]
+
+
+async def test_huge_bad_records_are_dead_lettered_truncated(model_dir: Path) -> None:
+    producer = FakeProducer()
+    processor, _ = _processor(model_dir, producer)
+    huge = b"x" * (MAX_DEAD_LETTER_BYTES + 10)
+    await processor.process_transactions([_record(0, huge)])
+    [(topic, _, value, headers)] = producer.sent
+    assert topic == "dlq" and len(value) == MAX_DEAD_LETTER_BYTES
+    assert dict(headers or [])["dlq.value.truncated"] == str(len(huge)).encode()
