@@ -46,6 +46,10 @@ class FeatureSpec:
     description: str
 
 
+def _by_time(event: CardTx | UserEvent) -> tuple[float, str]:
+    return event.ts, event.event_id
+
+
 def day_of(ts: float) -> int:
     """Day index (UTC) of an epoch-seconds timestamp: the unit of the daily counters."""
     return int(ts // DAY)
@@ -169,7 +173,8 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     ``state.card_history`` may hold transactions at or after ``ts`` (a store that already saw later events); they
     are ignored, so the result is the state as of ``ts``.
     """
-    window = [tx for tx in state.card_history if ts - CARD_WINDOW_SEC <= tx.ts < ts]
+    # in time order whatever the source's order (Redis, replay, batch merge): float sums must not depend on it
+    window = sorted((tx for tx in state.card_history if ts - CARD_WINDOW_SEC <= tx.ts < ts), key=_by_time)
     hour = (ts % DAY) / HOUR
     weekday = (day_of(ts) + 3) % 7  # 1970-01-01 was a Thursday; Monday == 0
     n1h = n24h = small1h = 0
@@ -303,7 +308,7 @@ _ITEM_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "
 def personalization_features(ts: float, item_id: str, category: str, price: float, session_id: str | None,
                              state: PersonalizationState) -> list[float]:
     """The personalization feature vector, in ``PERSONALIZATION_FEATURE_NAMES`` order, as of ``ts``."""
-    window = [e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts]
+    window = sorted((e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts), key=_by_time)
     views = carts = purchases = cat_events = cat_purchases = item_views = 0
     purchase_sum = 0.0
     sessions: set[str] = set()
