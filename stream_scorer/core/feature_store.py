@@ -217,7 +217,7 @@ class RedisFeatureStore:
             keys += (card_key(u.card_id) + ":tx", card_key(u.card_id), merchant_key(u.merchant_id),
                      mcc_key(u.mcc_code))
             args += (f"{u.transaction_id}|{u.amount!r}|{u.country or ''}|{u.merchant_id}", repr(u.ts), day,
-                     repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS)
+                     repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
         return int(await self._eval(self._apply_tx, keys, args))
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
@@ -240,7 +240,8 @@ class RedisFeatureStore:
             day = day_of(u.ts)
             keys += (user_key(u.user_id) + ":events", user_key(u.user_id), item_key(u.item_id))
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
-                     repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC), day - ITEM_RETENTION_DAYS)
+                     repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC),
+                     day - ITEM_RETENTION_DAYS - 1)
         return int(await self._eval(self._apply_session, keys, args))
 
 

@@ -20,10 +20,29 @@ end
 return out
 """
 
+# Daily counters older than the retention are removed: every day up to ``upto`` the first time a hash is swept
+# (HKEYS), then only the days since the last sweep (kept in ``_swept``); out-of-order older events sweep nothing.
+SWEEP = """
+local function sweep(key, upto, kinds)
+  local swept = redis.call('HGET', key, '_swept')
+  if not swept then
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      local d = tonumber(string.match(f, ':(%-?%d+)$'))
+      if d and d <= upto then redis.call('HDEL', key, f) end
+    end
+  else
+    for d = tonumber(swept) + 1, upto do
+      for _, kind in ipairs(kinds) do redis.call('HDEL', key, kind .. ':' .. d) end
+    end
+  end
+  if (not swept) or tonumber(swept) < upto then redis.call('HSET', key, '_swept', upto) end
+end
+"""
+
 # Per transaction, KEYS: card window, card hash, merchant hash, mcc hash;
-# ARGV: now, ttl, then per transaction: member, ts, day, trim-before, day-to-drop.
+# ARGV: now, ttl, then per transaction: member, ts, day, trim-before, last day to drop.
 # The window insert decides whether the event is new: a redelivered event changes nothing.
-APPLY_TRANSACTIONS = """
+APPLY_TRANSACTIONS = SWEEP + """
 local now, ttl = ARGV[1], ARGV[2]
 local added = 0
 for i = 0, #KEYS / 4 - 1 do
@@ -36,7 +55,7 @@ for i = 0, #KEYS / 4 - 1 do
     redis.call('EXPIRE', KEYS[k + 2], ttl)
     for j = 3, 4 do
       redis.call('HINCRBY', KEYS[k + j], 'tx:' .. ARGV[a + 3], 1)
-      redis.call('HDEL', KEYS[k + j], 'tx:' .. ARGV[a + 5], 'fraud:' .. ARGV[a + 5])
+      sweep(KEYS[k + j], tonumber(ARGV[a + 5]), {'tx', 'fraud'})
       redis.call('HSET', KEYS[k + j], '_updated_at', now)
     end
   end
@@ -62,8 +81,8 @@ return added
 """
 
 # Per session event, KEYS: user window, user hash, item hash;
-# ARGV: now, ttl, then per event: member, ts, counter field, trim-before, day-to-drop.
-APPLY_SESSION_EVENTS = """
+# ARGV: now, ttl, then per event: member, ts, counter field, trim-before, last day to drop.
+APPLY_SESSION_EVENTS = SWEEP + """
 local now, ttl = ARGV[1], ARGV[2]
 local added = 0
 for i = 0, #KEYS / 3 - 1 do
@@ -75,8 +94,7 @@ for i = 0, #KEYS / 3 - 1 do
     redis.call('HSET', KEYS[k + 2], '_updated_at', now)
     redis.call('EXPIRE', KEYS[k + 2], ttl)
     redis.call('HINCRBY', KEYS[k + 3], ARGV[a + 3], 1)
-    local drop = ARGV[a + 5]
-    redis.call('HDEL', KEYS[k + 3], 'view:' .. drop, 'cart:' .. drop, 'purchase:' .. drop)
+    sweep(KEYS[k + 3], tonumber(ARGV[a + 5]), {'view', 'cart', 'purchase'})
     redis.call('HSET', KEYS[k + 3], '_updated_at', now)
   end
 end

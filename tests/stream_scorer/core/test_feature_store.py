@@ -124,3 +124,19 @@ async def test_scripts_are_reloaded_after_a_script_flush(settings: Settings, red
     [state] = await store.fetch_fraud_states([(events[0].card_id, events[0].merchant_id, events[0].mcc_code,
                                                time.time())])
     assert len(state.card_history) == 5
+
+
+async def test_daily_counters_keep_only_the_retention(settings: Settings, redis_client: aioredis.Redis) -> None:
+    """A merchant seen once a week for ten weeks keeps in Redis exactly the days the in-memory rules keep."""
+    store = RedisFeatureStore(redis_client)
+    memory = InMemoryFeatureState()
+    start = time.time() - 70 * DAY
+    events = [e.model_copy(update={"merchant_id": "merchant_sparse", "transaction_id": f"w{i}"})
+              for i, e in enumerate(transaction_events(10, start=start, span_sec=70 * DAY, cards=3))]
+    for e in events:
+        memory.apply_transaction(tx_update(e))
+        await store.apply_transactions([tx_update(e)])
+    fields = await redis_client.hgetall("features:merchant:merchant_sparse")
+    redis_days = sorted(int(f.split(":")[1]) for f in fields if f.startswith("tx:"))
+    assert redis_days == sorted(memory.merchants["merchant_sparse"].counts["tx"])
+    assert len(redis_days) < 10
