@@ -19,7 +19,7 @@ from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
 from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.worker.lag import ConsumerLagReporter
-from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
+from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record, RetryAbandoned
 from stream_scorer.worker.status import WorkerStatusServer
 from stream_scorer.worker.topics import Topics, declare_topics, ensure_topics
 
@@ -67,7 +67,7 @@ class ScoringRuntime(mode.Service):
         names = self.settings.topics
         self.processor = BatchProcessor(services.scorer, FaustProducer(self.app),
                                         OutputTopics(names.fraud_decisions, names.personalization_scores, names.dlq),
-                                        services.metrics)
+                                        services.metrics, should_stop=lambda: bool(self.app.should_stop))
         if self.settings.worker.metrics_port:
             status = WorkerStatusServer(services, self.app, self.settings.worker.metrics_port)
             await self._stack.enter_async_context(status)
@@ -93,12 +93,20 @@ class ScoringRuntime(mode.Service):
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
-            await task  # shutdown: finish the in-flight batch, then let faust commit
+            try:
+                await task  # shutdown: finish the in-flight batch, then let faust commit
+            except BaseException:
+                _exit_uncommitted("the in-flight batch failed during shutdown")
             raise
-        except Exception:
-            log.critical("unexpected error while processing a batch; exiting without committing",
-                         exc_info=True)
-            os._exit(EXIT_UNEXPECTED)
+        except RetryAbandoned:
+            _exit_uncommitted("stopping while the batch waited for Redis or the broker")
+        except BaseException:
+            _exit_uncommitted("unexpected error while processing a batch")
+
+
+def _exit_uncommitted(reason: str) -> None:
+    log.critical(f"{reason}; exiting without committing (the batch is redelivered)", exc_info=True)
+    os._exit(EXIT_UNEXPECTED)
 
 
 def _record(event: EventT) -> Record:

@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SEC = 5.0
 
 
+class RetryAbandoned(BaseException):
+    """The worker is stopping while a batch waits for Redis or the broker: the batch must not be committed.
+
+    A ``BaseException`` so that the per-event isolation (``except Exception``) never dead-letters it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What the processor needs of a consumed Kafka record."""
@@ -59,7 +65,8 @@ class OutputTopics:
 
 class BatchProcessor:
     def __init__(self, scorer: Scorer, producer: Producer, outputs: OutputTopics, metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, should_stop: Callable[[], bool] = lambda: False) -> None:
+        self._should_stop = should_stop
         self._scorer = scorer
         self._producer = producer
         self._out = outputs
@@ -178,6 +185,8 @@ class BatchProcessor:
             except ScoringError as exc:
                 if not exc.retryable:
                     raise
+                if self._should_stop():  # shutting down while Redis or the broker is down: give the batch back
+                    raise RetryAbandoned(f"stopping while retrying: {exc.message}") from exc
                 self._metrics.retries.labels(topic, exc.code).inc()
                 log.warning("retryable failure, backing off", extra={"topic": topic, "error": exc.message,
                                                                      "delay_sec": delay})

@@ -19,7 +19,7 @@ from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import MAX_DEAD_LETTER_BYTES
-from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
+from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record, RetryAbandoned
 from tests.support.fakes import InMemoryFeatureStore
 
 
@@ -104,3 +104,18 @@ async def test_huge_bad_records_are_dead_lettered_truncated(model_dir: Path) -> 
     [(topic, _, value, headers)] = producer.sent
     assert topic == "dlq" and len(value) == MAX_DEAD_LETTER_BYTES
     assert dict(headers or [])["dlq.value.truncated"] == str(len(huge)).encode()
+
+
+async def test_stopping_while_retrying_gives_the_batch_back(model_dir: Path) -> None:
+    producer = FakeProducer(failures=1000)  # the broker stays down
+    processor, _ = _processor(model_dir, producer)
+    stopping = [False]
+    processor._should_stop = lambda: stopping[0]
+    task = asyncio.ensure_future(processor.process_transactions(
+        [_record(0, {"card_id": "c1", "transaction_amount": 5.0})]))
+    await asyncio.sleep(0.2)
+    assert not task.done()  # retrying with backoff
+    stopping[0] = True
+    with pytest.raises(RetryAbandoned):
+        await asyncio.wait_for(task, timeout=10)
+    assert producer.sent == []
