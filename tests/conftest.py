@@ -8,9 +8,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from http_api.app import create_app
 from stream_scorer.config import KafkaSettings, RedisSettings, Settings, TopicSettings, WorkerSettings
 from tests.support.artifacts import write_xgboost_artifact
 from tests.support.services import ServiceAddresses, real_services
@@ -62,6 +64,15 @@ def settings(services: ServiceAddresses, topics: TopicSettings, model_dir: Path,
         worker=WorkerSettings(app_id=f"test-{uuid.uuid4().hex[:10]}", data_dir=tmp_path / "worker",
                               metrics_port=0, batch_wait_sec=0.05),
     )
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in process (its lifespan entered) for the test's settings."""
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        yield c
 
 
 @pytest.fixture

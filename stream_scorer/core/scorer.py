@@ -274,35 +274,45 @@ def _session_update(i: Identified[SessionEvent]) -> SessionUpdate:
                          e.session_id)
 
 
-def _merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list[FraudState]) -> None:
-    """Let each event see the other events of its card in the same batch (the window keeps only earlier ones)."""
-    by_card: dict[str, list[int]] = defaultdict(list)
-    for row, item in enumerate(items):
-        by_card[item.event.card_id].append(row)
-    for rows in by_card.values():
+H = TypeVar("H", CardTx, UserEvent)
+
+
+def _with_batch(entities: Sequence[str], histories: Sequence[Sequence[H]],
+                entry: Callable[[int], H]) -> list[Sequence[H]]:
+    """Each row's history plus the other events of its entity in the same batch (once per event id), built
+    once per entity; the feature functions keep, per event, only what precedes it."""
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    for row, entity in enumerate(entities):
+        rows_of[entity].append(row)
+    merged_histories = list(histories)
+    for rows in rows_of.values():
         if len(rows) < 2:
             continue
-        batch = list({items[r].event_id: CardTx(items[r].event_id, items[r].ts, items[r].event.transaction_amount,
-                                                items[r].event.country_code or "", items[r].event.merchant_id)
-                      for r in reversed(rows)}.values())  # one entry per event id (a batch may hold a duplicate)
+        merged = {e.event_id: e for e in histories[rows[0]]}  # the rows of one entity read the same state
         for r in rows:
-            known = {tx.event_id for tx in states[r].card_history}
-            extra = [tx for tx in batch if tx.event_id not in known]
-            states[r].card_history = [*states[r].card_history, *extra]
+            merged.setdefault(entry(r).event_id, entry(r))
+        shared = list(merged.values())
+        for r in rows:
+            merged_histories[r] = shared
+    return merged_histories
+
+
+def _merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list[FraudState]) -> None:
+    def entry(r: int) -> CardTx:
+        i = items[r]
+        return CardTx(i.event_id, i.ts, i.event.transaction_amount, i.event.country_code or "", i.event.merchant_id)
+
+    merged = _with_batch([i.event.card_id for i in items], [s.card_history for s in states], entry)
+    for state, history in zip(states, merged, strict=True):
+        state.card_history = history
 
 
 def _merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[PersonalizationState]) -> None:
-    by_user: dict[str, list[int]] = defaultdict(list)
-    for row, item in enumerate(items):
-        by_user[item.event.user_id].append(row)
-    for rows in by_user.values():
-        if len(rows) < 2:
-            continue
-        batch = list({items[r].event_id: UserEvent(items[r].event_id, items[r].ts, items[r].event.event_type,
-                                                   items[r].event.item_category, items[r].event.item_price,
-                                                   items[r].event.item_id, items[r].event.session_id or NO_SESSION)
-                      for r in reversed(rows)}.values())
-        for r in rows:
-            known = {e.event_id for e in states[r].user_history}
-            extra = [e for e in batch if e.event_id not in known]
-            states[r].user_history = [*states[r].user_history, *extra]
+    def entry(r: int) -> UserEvent:
+        e = items[r].event
+        return UserEvent(items[r].event_id, items[r].ts, e.event_type, e.item_category, e.item_price, e.item_id,
+                         e.session_id or NO_SESSION)
+
+    merged = _with_batch([i.event.user_id for i in items], [s.user_history for s in states], entry)
+    for state, history in zip(states, merged, strict=True):
+        state.user_history = history

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +25,7 @@ from stream_scorer.core.features import FRAUD_FEATURE_NAMES
 from tests.conftest import TEST_REDIS_DB
 from tests.http_api.histories import card_testing_burst
 from tests.support.events import tx_update
-from tests.support.processes import ROOT, free_port, settings_env
+from tests.support.processes import cli_process, free_port, settings_env
 from tests.support.services import ServiceAddresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -73,33 +69,13 @@ def api_process(services: ServiceAddresses, model_dir: Path,
     settings = Settings(model_dir=model_dir, redis=RedisSettings(host=services.redis_host, port=services.redis_port,
                                                                  db=TEST_REDIS_DB))
     port = free_port()
-    env = {**os.environ, **settings_env(settings), "API_HOST": "127.0.0.1", "API_PORT": str(port)}
+    env = {**settings_env(settings), "API_HOST": "127.0.0.1", "API_PORT": str(port)}
     logs = tmp_path_factory.mktemp("api")
     stderr_path = logs / "api.stderr.jsonl"
-    with open(logs / "api.stdout", "wb") as out, open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stream_scorer", "api"], cwd=ROOT, env=env, stdout=out,
-                                stderr=err)
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_SEC
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"api exited with {proc.returncode}:\n{stderr_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/ready", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"api not ready after {READY_TIMEOUT_SEC}s:\n{stderr_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with cli_process("api", env, f"{base_url}/ready", logs / "api.stdout", stderr_path=stderr_path,
+                     ready_timeout=READY_TIMEOUT_SEC, stop_timeout=15):
         yield RunningAPI(base_url, stderr_path, settings)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _write_burst(settings: Settings, card_id: str) -> None:

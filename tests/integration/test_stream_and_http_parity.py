@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,25 +11,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from http_api.app import create_app
 from schemas.decisions import TIMING_FIELDS
 from stream_scorer.config import Settings
-from tests.support.events import transaction_events
+from tests.support.events import event_body, transaction_events
 from tests.support.processes import consume, produce, worker_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as c:
-        yield c
-
-
-def _body(event: object) -> bytes:
-    return event.model_dump_json(exclude_none=True).encode()  # type: ignore[attr-defined]
 
 
 async def test_1000_transactions_give_1000_decisions_equal_to_http(
@@ -38,7 +24,7 @@ async def test_1000_transactions_give_1000_decisions_equal_to_http(
     events = transaction_events(1000, start=time.time() - 3600, span_sec=3000, cards=40, merchants=10, seed=7)
     with worker_process(settings, tmp_path / "worker.log"):
         await produce(settings.kafka.bootstrap_servers, settings.topics.transactions,
-                      [(e.card_id.encode(), _body(e)) for e in events])
+                      [(e.card_id.encode(), event_body(e)) for e in events])
         records = await consume(settings.kafka.bootstrap_servers, [settings.topics.fraud_decisions],
                                 until=1000, within=120)
     decisions = [orjson.loads(r.value) for r in records]
@@ -49,7 +35,7 @@ async def test_1000_transactions_give_1000_decisions_equal_to_http(
                for r in records)
     mismatches = []
     for e in events:
-        response = await api.post("/score/fraud", content=_body(e))
+        response = await api.post("/score/fraud", content=event_body(e))
         assert response.status_code == 200, response.text
         http = response.json()
         stream = by_id[e.transaction_id]

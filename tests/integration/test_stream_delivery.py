@@ -11,7 +11,7 @@ import random
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +25,6 @@ import redis.asyncio as aioredis
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from http_api.app import create_app
 from schemas.decisions import TIMING_FIELDS
 from schemas.events import TransactionEvent
 from stream_scorer.config import RedisSettings, Settings
@@ -35,7 +34,7 @@ from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import headers_dict
 from stream_scorer.worker.lag import ConsumerLagReporter
-from tests.support.events import transaction_events
+from tests.support.events import event_body, transaction_events
 from tests.support.processes import (
     TopicReader,
     free_port,
@@ -61,25 +60,13 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"redis": redis})
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://api") as c:
-        yield c
-
-
 # ------------------------------------------------------------------------------------------------------ helpers
-def _body(event: TransactionEvent) -> bytes:
-    return event.model_dump_json(exclude_none=True).encode()
-
-
 def _tx(event: TransactionEvent) -> str:
     return str(event.transaction_id)
 
 
 def _records(events: Sequence[TransactionEvent]) -> list[tuple[bytes | None, bytes]]:
-    return [(e.card_id.encode(), _body(e)) for e in events]
+    return [(e.card_id.encode(), event_body(e)) for e in events]
 
 
 def _by_tx(records: Records) -> dict[str, list[dict[str, Any]]]:
@@ -135,7 +122,7 @@ async def test_10000_transactions_give_10000_decisions_equal_to_http_batch(
         chunk = events[start:start + 1000]
         response = await api.post("/score/batch", json={
             "model_type": "fraud_detection",
-            "requests": [orjson.loads(_body(e)) for e in chunk]})
+            "requests": [orjson.loads(event_body(e)) for e in chunk]})
         assert response.status_code == 200, response.text
         for e, item in zip(chunk, response.json()["results"], strict=True):
             http = item["result"]

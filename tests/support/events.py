@@ -32,6 +32,11 @@ def transaction_events(n: int, *, start: float, span_sec: float, cards: int = 20
     return events
 
 
+def event_body(event: TransactionEvent | SessionEvent) -> bytes:
+    """The JSON a producer (or an HTTP client) sends for ``event``."""
+    return event.model_dump_json(exclude_none=True).encode()
+
+
 def tx_update(e: TransactionEvent) -> TransactionUpdate:
     assert e.transaction_id is not None and e.timestamp is not None
     return TransactionUpdate(e.transaction_id, e.card_id, e.timestamp.timestamp(), e.transaction_amount,

@@ -62,34 +62,45 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def worker_process(settings: Settings, log_path: Path, *,
-                   ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
-    """``stream-scorer worker`` in a child process; waits for its /ready, stops it with SIGTERM (graceful)."""
-    port = settings.worker.metrics_port or free_port()
-    env = {**os.environ, **settings_env(settings), "WORKER_METRICS_PORT": str(port)}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "stream_scorer", "worker"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+def cli_process(command: str, env: dict[str, str], ready_url: str, log_path: Path, *, stderr_path: Path | None = None,
+                ready_timeout: float = 60.0, stop_timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+    """``stream-scorer <command>`` in a child process (stdout to ``log_path``, stderr there too unless
+    ``stderr_path``); waits until ``ready_url`` answers 200, stops it with SIGTERM (graceful) at the end."""
+    with open(log_path, "wb") as out, open(stderr_path or os.devnull, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "stream_scorer", command], cwd=ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=err if stderr_path else subprocess.STDOUT)
+    logs = stderr_path or log_path
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}:\n{log_tail(log_path)}")
+                raise RuntimeError(f"{command} exited with {proc.returncode}:\n{log_tail(logs)}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"worker not ready after {ready_timeout}s:\n{log_tail(log_path)}")
-            time.sleep(0.3)
+                raise RuntimeError(f"{command} not ready after {ready_timeout}s:\n{log_tail(logs)}")
+            time.sleep(0.2)
         yield proc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=stop_timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def worker_process(settings: Settings, log_path: Path, *,
+                   ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
+    """``stream-scorer worker`` in a child process; waits for its /ready, stops it with SIGTERM (graceful)."""
+    port = settings.worker.metrics_port or free_port()
+    env = {**settings_env(settings), "WORKER_METRICS_PORT": str(port)}
+    with cli_process("worker", env, f"http://127.0.0.1:{port}/ready", log_path,
+                     ready_timeout=ready_timeout) as proc:
+        yield proc
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
