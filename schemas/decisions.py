@@ -56,3 +56,21 @@ class PersonalizationDecision(BaseModel):
     scored_at: datetime
     features_missing: list[str] = Field(default_factory=list)
     degraded: bool = False
+
+
+class ShadowScore(BaseModel):
+    """One shadow model's score for an event, next to the decision that was served (``scoring-shadow``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: Literal["fraud", "personalization"]
+    event_id: str = Field(description="transaction_id (fraud) or event_id (personalization).")
+    event_timestamp: datetime
+    served_version: str
+    served_score: float = Field(ge=0, le=1)
+    served_action: str = Field(description="fraud: approve/review/decline; personalization: the relevance tier "
+                                           "(high/medium/low).")
+    shadow_version: str
+    shadow_score: float = Field(ge=0, le=1)
+    shadow_action: str
+    scored_at: datetime

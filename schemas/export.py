@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.decisions import FraudDecision, PersonalizationDecision
+from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -15,11 +15,15 @@ MODELS: dict[str, type[BaseModel]] = {
     "FraudLabel": FraudLabel,
     "FraudDecision": FraudDecision,
     "PersonalizationDecision": PersonalizationDecision,
+    "ShadowScore": ShadowScore,
 }
 
 
+_OUTPUTS = frozenset({"FraudDecision", "PersonalizationDecision", "ShadowScore"})
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {name: model.model_json_schema(mode="serialization" if "Decision" in name else "validation")
+    return {name: model.model_json_schema(mode="serialization" if name in _OUTPUTS else "validation")
             for name, model in MODELS.items()}
 
 
@@ -32,6 +36,7 @@ def asyncapi(topics: dict[str, str], bootstrap_servers: str) -> dict[str, Any]:
         "fraud_labels": ("FraudLabel", "card_id", "receive"),
         "fraud_decisions": ("FraudDecision", "card_id", "send"),
         "personalization_scores": ("PersonalizationDecision", "user_id", "send"),
+        "shadow": ("ShadowScore", "the event id", "send"),
         "dlq": (None, "the original key", "send"),
     }
     channels: dict[str, Any] = {}

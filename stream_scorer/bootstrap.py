@@ -18,6 +18,7 @@ from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry
+from stream_scorer.models.watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,22 @@ class Services:
     models: ModelRegistry
     metrics: Metrics
     scorer: Scorer
-    model_errors: dict[str, str]
+    watcher: ModelWatcher
+
+    @property
+    def model_errors(self) -> dict[str, str]:
+        """Models refused at start or at the last reload (a refused reload keeps the old route serving)."""
+        return self.models.errors
 
 
 def load_models(models: ModelRegistry, names: Sequence[str]) -> dict[str, str]:
-    """Load the latest version of each model; returns the errors of those that could not be loaded."""
-    errors: dict[str, str] = {}
+    """Load each model's route (routing file, else the latest version); returns the refusals."""
     for name in names:
         try:
-            model = models.load_latest(name, MODEL_FEATURES[name])
-        except ModelLoadError as exc:
-            errors[name] = str(exc)
-            log.error("model not loaded", extra={"model": name, "error": str(exc)})
-        else:
-            log.info("model loaded", extra={"model": name, "version": model.version, "runtime": model.runtime})
-    return errors
+            models.refresh(name, force=True)
+        except ModelLoadError:
+            pass  # logged by the registry, kept in ``models.errors``
+    return dict(models.errors)
 
 
 @asynccontextmanager
@@ -61,10 +63,12 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
     try:
         metrics = metrics if metrics is not None else Metrics(registry)
         store = RedisFeatureStore(redis, cache=SlowFeatureCache(settings.feature_cache_ttl, metrics=metrics))
-        model_registry = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx,
-                                       explain_method=settings.explain_method)
-        errors = load_models(model_registry, models)
+        model_registry = ModelRegistry(settings.model_dir, expected_features=MODEL_FEATURES,
+                                       use_onnx=settings.use_onnx, explain_method=settings.explain_method,
+                                       metrics=metrics)
+        load_models(model_registry, models)
         scorer = Scorer(store, model_registry, metrics)
-        yield Services(settings, redis, store, model_registry, metrics, scorer, errors)
+        async with ModelWatcher(model_registry, models, settings.model_reload_interval) as watcher:
+            yield Services(settings, redis, store, model_registry, metrics, scorer, watcher)
     finally:
         await redis.aclose()

@@ -118,6 +118,9 @@ class Settings(_Group):
     explain_method: Literal["path", "treeshap"] = "path"
     """How ``top_risk_factors`` are computed for tree models: ``path`` (decision-path attribution in ONNX
     Runtime, ~50 us per row) or ``treeshap`` (the framework's exact TreeSHAP, milliseconds per row)."""
+    model_reload_interval: float = Field(default=0.5, ge=0)
+    """Seconds between checks of the routing files and version folders (hot swap without restart); 0 turns
+    polling off (``POST /models/{name}/reload`` still works)."""
     feature_cache_ttl: float = Field(default=300.0, ge=0)
     """Seconds a slow-changing feature may be served from the in-process cache (0 disables the cache)."""
     log_level: LogLevel = "INFO"

@@ -30,8 +30,9 @@ class Metrics:
                                                   ["model", "stage"], buckets=_FAST_BUCKETS, registry=r)
         self.prediction_scores = Histogram("prediction_scores", "Distribution of prediction scores.",
                                            ["model", "version"], buckets=_SCORE_BUCKETS, registry=r)
-        self.decisions = Counter("scoring_decisions_total", "Decisions by model and action or segment.",
-                                 ["model", "action"], registry=r)
+        self.decisions = Counter("scoring_decisions_total", "Decisions by model, serving version and action "
+                                 "(fraud) or user segment (personalization).", ["model", "version", "action"],
+                                 registry=r)
         self.features_missing = Counter("features_missing_total", "Features served from their default.",
                                         ["model", "feature"], registry=r)
         self.feature_store_errors = Counter("feature_store_errors_total", "Failed feature store calls.",
@@ -41,6 +42,15 @@ class Metrics:
         self.feature_cache = Counter("feature_cache_requests_total", "Feature cache lookups.", ["result"],
                                      registry=r)
         self.redis_up = Gauge("feature_store_up", "1 when the last feature store call succeeded.", registry=r)
+        # model lifecycle
+        self.model_served = Gauge("model_served", "Models serving now, by role (champion, challenger, shadow); "
+                                  "the value is the share of entities routed to it (0 for shadows).",
+                                  ["model", "role", "version"], registry=r)
+        self.model_reloads = Counter("model_reloads_total", "Route refreshes that loaded a change, or were "
+                                     "refused (the old route kept serving).", ["model", "outcome"], registry=r)
+        self.shadow_predictions = Counter("shadow_predictions_total", "Shadow scores, by whether the shadow's "
+                                          "action equals the served decision's.", ["model", "version", "agreement"],
+                                          registry=r)
         # stream
         self.stream_events = Counter("stream_events_total", "Consumed events by topic and outcome.",
                                      ["topic", "outcome"], registry=r)

@@ -90,3 +90,12 @@ def behavioral_signals(features: Mapping[str, float]) -> list[str]:
     if features["item_conversion_rate_7d"] >= 0.05:
         signals.append("popular_converting_item")
     return signals
+
+
+def relevance_tier(relevance_score: float) -> str:
+    """A coarse reading of the relevance rank, used to compare a shadow personalization model with the served one."""
+    if relevance_score >= 0.8:
+        return "high"
+    if relevance_score >= 0.5:
+        return "medium"
+    return "low"

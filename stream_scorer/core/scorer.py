@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.decisions import FraudDecision, PersonalizationDecision
+from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
 from stream_scorer.core.explain import fraud_explanation, top_factors
@@ -38,8 +38,10 @@ from stream_scorer.core.features import (
     missing_personalization_features,
     personalization_features,
 )
+from stream_scorer.core.routed import Groups, contributions_routed, predict_routed, rows_of, score_shadows
 from stream_scorer.errors import FeatureStoreUnavailable
 from stream_scorer.metrics import Metrics
+from stream_scorer.models.base import Model
 from stream_scorer.models.registry import ModelRegistry
 
 Timings = dict[str, float]
@@ -100,15 +102,18 @@ class Scorer:
 
     # ------------------------------------------------------------------------------------------------- fraud
     async def score_transactions(self, items: Sequence[Identified[TransactionEvent]], *, apply_updates: bool = False,
-                                 allow_degraded: bool = False, timings: Timings | None = None) -> list[FraudDecision]:
+                                 allow_degraded: bool = False, timings: Timings | None = None,
+                                 shadow: list[ShadowScore] | None = None) -> list[FraudDecision]:
         """Score transactions as of their own time; with ``apply_updates`` (the stream) then record them.
 
-        ``timings``, when given, receives the milliseconds spent on features, model and explanation.
+        ``timings``, when given, receives the milliseconds spent on features, model and explanation; ``shadow``
+        receives the shadow models' scores (the stream publishes them). Each card is served by the champion or,
+        for its stable share of cards, the challenger.
         """
         if not items:
             return []
         start = time.perf_counter()
-        model = self._registry.get(FRAUD_MODEL)
+        route = self._registry.route(FRAUD_MODEL)  # held to the end: a swap meanwhile does not affect this batch
         keys = [(i.event.card_id, i.event.merchant_id, i.event.mcc_code, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_fraud_states, keys, FRAUD_MODEL, allow_degraded,
                                              FraudState)
@@ -116,10 +121,11 @@ class Scorer:
             _merge_card_batch(items, states)
         x = np.array([fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
                       for i, s in zip(items, states, strict=True)], dtype=np.float64)
+        groups = route.assign([i.event.card_id for i in items])
         t_model = time.perf_counter()
-        scores = model.predict(x)
+        scores, served = predict_routed(groups, x)
         t_explain = time.perf_counter()
-        contributions = model.contributions(x)
+        contributions = contributions_routed(groups, x)
         t_done = time.perf_counter()
         m = self._metrics
         if timings is not None:
@@ -132,13 +138,14 @@ class Scorer:
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        thresholds = model.metadata.thresholds
-        actions: Counter[str] = Counter()
+        actions: Counter[tuple[str, str]] = Counter()
         missing_counts: Counter[str] = Counter()
+        served_actions: list[str] = []
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
+            model = served[row]
             score = round(float(scores[row]), 6)  # the action follows the score the decision shows
-            risk, action = d.fraud_action(score, thresholds)
+            risk, action = d.fraud_action(score, model.metadata.thresholds)
             factors = top_factors(FRAUD_FEATURE_NAMES, contributions[row])
             missing = [] if degraded else missing_fraud_features(item.ts, state)
             out.append(FraudDecision.model_construct(
@@ -152,19 +159,25 @@ class Scorer:
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, degraded=degraded,
             ))
-            actions[action] += 1
+            actions[model.version, action] += 1
+            served_actions.append(action)
             missing_counts.update(missing)
-        self._record(FRAUD_MODEL, model.version, scores, actions, missing_counts)
+        self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)
+        if route.shadows:
+            score_shadows(route, x, event_ids=[i.event_id for i in items],
+                          event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
+                          served_actions=served_actions, action=_fraud_action, scored_at=scored_at,
+                          metrics=self._metrics, out=shadow)
         return out
 
     # --------------------------------------------------------------------------------------- personalization
     async def score_session_events(self, items: Sequence[Identified[SessionEvent]], *, apply_updates: bool = False,
-                                   allow_degraded: bool = False,
-                                   timings: Timings | None = None) -> list[PersonalizationDecision]:
+                                   allow_degraded: bool = False, timings: Timings | None = None,
+                                   shadow: list[ShadowScore] | None = None) -> list[PersonalizationDecision]:
         if not items:
             return []
         start = time.perf_counter()
-        model = self._registry.get(PERSONALIZATION_MODEL)
+        route = self._registry.route(PERSONALIZATION_MODEL)
         keys = [(i.event.user_id, i.event.item_id, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_personalization_states, keys,
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
@@ -173,8 +186,9 @@ class Scorer:
         x = np.array([personalization_features(i.ts, i.event.item_id, i.event.item_category, i.event.item_price,
                                                i.event.session_id, s) for i, s in zip(items, states, strict=True)],
                      dtype=np.float64)
+        groups = route.assign([i.event.user_id for i in items])
         t_model = time.perf_counter()
-        scores = model.predict(x)
+        scores, served = predict_routed(groups, x)
         t_done = time.perf_counter()
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
@@ -184,18 +198,20 @@ class Scorer:
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        edges = model.metadata.raw.get("score_baseline", {}).get("decile_edges")
-        segments: Counter[str] = Counter()
+        segments: Counter[tuple[str, str]] = Counter()
         missing_counts: Counter[str] = Counter()
+        tiers: list[str] = []
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
+            model = served[row]
             score = float(scores[row])
+            relevance = d.relevance(score, _decile_edges(model))
             features = dict(zip(PERSONALIZATION_FEATURE_NAMES, x[row].tolist(), strict=True))
             segment = d.user_segment(features)
             missing = (list(PERSONALIZATION_FEATURE_NAMES[2:]) if degraded
                        else missing_personalization_features(item.ts, item.event.session_id, state))
             out.append(PersonalizationDecision.model_construct(
-                relevance_score=d.relevance(score, edges), conversion_probability=round(score, 6),
+                relevance_score=relevance, conversion_probability=round(score, 6),
                 engagement_score=d.engagement(features), user_segment=segment,
                 behavioral_signals=d.behavioral_signals(features),
                 features_used=len(PERSONALIZATION_FEATURE_NAMES), latency_ms=latency_ms,
@@ -204,9 +220,15 @@ class Scorer:
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=missing, degraded=degraded,
             ))
-            segments[segment] += 1
+            segments[model.version, segment] += 1
+            tiers.append(d.relevance_tier(relevance))
             missing_counts.update(missing)
-        self._record(PERSONALIZATION_MODEL, model.version, scores, segments, missing_counts)
+        self._record(PERSONALIZATION_MODEL, groups, scores, segments, missing_counts)
+        if route.shadows:
+            score_shadows(route, x, event_ids=[i.event_id for i in items],
+                          event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
+                          served_actions=tiers, action=_relevance_tier, scored_at=scored_at,
+                          metrics=self._metrics, out=shadow)
         return out
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
@@ -214,15 +236,16 @@ class Scorer:
         return int(await self._apply(self._store.apply_labels, updates))
 
     # --------------------------------------------------------------------------------------------- internals
-    def _record(self, model: str, version: str, scores: np.ndarray, outcomes: Counter[str],
+    def _record(self, model: str, groups: Groups, scores: np.ndarray, outcomes: Counter[tuple[str, str]],
                 missing: Counter[str]) -> None:
         """Metrics once per batch, not per event (label lookups are the expensive part)."""
         m = self._metrics
-        hist = m.prediction_scores.labels(model, version)
-        for score in scores.tolist():
-            hist.observe(score)
-        for outcome, n in outcomes.items():
-            m.decisions.labels(model, outcome).inc(n)
+        for served, rows in groups:
+            hist = m.prediction_scores.labels(model, served.version)
+            for score in scores[rows_of(rows, len(scores))].tolist():
+                hist.observe(score)
+        for (version, outcome), n in outcomes.items():
+            m.decisions.labels(model, version, outcome).inc(n)
         for name, n in missing.items():
             m.features_missing.labels(model, name).inc(n)
 
@@ -251,6 +274,19 @@ class Scorer:
             _raise_if_not_operational(exc)
             self._metrics.feature_store_errors.labels("update").inc()
             raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
+
+
+def _fraud_action(model: Model, score: float) -> str:
+    return d.fraud_action(round(score, 6), model.metadata.thresholds)[1]
+
+
+def _decile_edges(model: Model) -> list[float] | None:
+    edges: list[float] | None = model.metadata.raw.get("score_baseline", {}).get("decile_edges")
+    return edges
+
+
+def _relevance_tier(model: Model, score: float) -> str:
+    return d.relevance_tier(d.relevance(score, _decile_edges(model)))
 
 
 def _raise_if_not_operational(exc: BaseException) -> None:

@@ -1,16 +1,32 @@
-"""Versions under ``MODEL_DIR/<name>/<version>/``; the serving reference per model name."""
+"""Versions under ``MODEL_DIR/<name>/<version>/`` and the serving route of each model name.
+
+A route (champion, optional challenger with its traffic share, shadows) is immutable; a refresh loads what the
+routing file names next to what serves, then flips the reference in one assignment. Requests and batches hold
+the route they started with, so nothing fails or waits during a swap, and old models are freed when the last
+holder lets go. A version that cannot be loaded is refused with the reason while the old route keeps serving.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from stream_scorer.errors import ModelNotLoaded
+from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError
 from stream_scorer.models.loader import load_model
+from stream_scorer.models.routing import Routing, RoutingError, read_routing, routing_path
+
+log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^v(\d+)$")
+MLFLOW_PREFIX = "models:/"
+_BUCKETS = 2**64
 
 
 def list_versions(model_dir: Path, name: str) -> list[str]:
@@ -22,34 +38,208 @@ def list_versions(model_dir: Path, name: str) -> list[str]:
     return [name for _, name in sorted(found)]
 
 
+def traffic_bucket(model_name: str, entity_id: str) -> float:
+    """A stable number in [0, 1) per entity: the same card (or user) always falls in the same bucket, in every
+    process and on both paths (Python's own ``hash`` is salted per process, so it cannot be used)."""
+    digest = hashlib.blake2b(f"{model_name}\x00{entity_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _BUCKETS
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    champion: Model
+    challenger: Model | None = None
+    share: float = 0.0
+    shadows: tuple[Model, ...] = ()
+
+    def assign(self, entity_ids: Sequence[str]) -> list[tuple[Model, list[int] | None]]:
+        """Rows per serving model; ``None`` rows means every row (the common case: no challenger)."""
+        if self.challenger is None or self.share <= 0.0:
+            return [(self.champion, None)]
+        name = self.champion.name
+        to_challenger = [traffic_bucket(name, e) < self.share for e in entity_ids]
+        champion_rows = [r for r, c in enumerate(to_challenger) if not c]
+        challenger_rows = [r for r, c in enumerate(to_challenger) if c]
+        if not challenger_rows:
+            return [(self.champion, None)]
+        if not champion_rows:
+            return [(self.challenger, None)]
+        return [(self.champion, champion_rows), (self.challenger, challenger_rows)]
+
+    def models(self) -> list[tuple[str, Model]]:
+        """Every model of the route with its role."""
+        out = [("champion", self.champion)]
+        if self.challenger is not None:
+            out.append(("challenger", self.challenger))
+        out.extend(("shadow", m) for m in self.shadows)
+        return out
+
+    def describe(self) -> dict[str, object]:
+        return {"champion": self.champion.version,
+                "challenger": None if self.challenger is None else {"version": self.challenger.version,
+                                                                     "share": self.share},
+                "shadows": [m.version for m in self.shadows]}
+
+
 class ModelRegistry:
-    def __init__(self, model_dir: Path, *, use_onnx: bool = False, explain_method: ExplainMethod = "path") -> None:
-        self._model_dir = model_dir
+    def __init__(self, model_dir: Path, *, expected_features: Mapping[str, Sequence[str]], use_onnx: bool = False,
+                 explain_method: ExplainMethod = "path", metrics: Metrics | None = None) -> None:
+        self.model_dir = model_dir
+        self._expected = {name: tuple(f) for name, f in expected_features.items()}
         self._use_onnx = use_onnx
         self._explain_method = explain_method
-        self._models: dict[str, Model] = {}
+        self._metrics = metrics
+        self._routes: dict[str, ModelRoute] = {}
+        self._by_folder: dict[tuple[Path, int], Model] = {}
+        self._signatures: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self.errors: dict[str, str] = {}
+        """The last refusal per model name (cleared by the next successful refresh)."""
 
-    def load_latest(self, name: str, expected_features: Sequence[str]) -> Model:
-        versions = list_versions(self._model_dir, name)
-        if not versions:
-            raise ModelLoadError(f"{self._model_dir / name}: no model versions (run `stream-scorer train {name}`)")
-        return self.load(name, versions[-1], expected_features)
-
-    def load(self, name: str, version: str, expected_features: Sequence[str]) -> Model:
-        """Load a version next to the serving one, then flip the reference (the old one keeps serving on error)."""
-        model = load_model(self._model_dir / name / version, expected_features=expected_features,
-                           use_onnx=self._use_onnx, explain_method=self._explain_method)
-        old = self._models.get(name)
-        self._models[name] = model
-        if old is not None and old is not model:
-            old.unload()
-        return model
+    # ------------------------------------------------------------------------------------------- serving
+    def route(self, name: str) -> ModelRoute:
+        route = self._routes.get(name)
+        if route is None:
+            raise ModelNotLoaded(f"model '{name}' is not loaded")
+        return route
 
     def get(self, name: str) -> Model:
-        model = self._models.get(name)
-        if model is None:
-            raise ModelNotLoaded(f"model '{name}' is not loaded")
-        return model
+        """The champion."""
+        return self.route(name).champion
 
     def loaded(self) -> dict[str, Model]:
-        return dict(self._models)
+        """Champion per model name."""
+        return {name: route.champion for name, route in self._routes.items()}
+
+    def routes(self) -> dict[str, ModelRoute]:
+        return dict(self._routes)
+
+    # ------------------------------------------------------------------------------------------- loading
+    def folder(self, name: str, version: str) -> Path:
+        """Where a version's artifact lives (an MLflow URI is downloaded into ``<model_dir>/.mlflow-cache``)."""
+        if version.startswith(MLFLOW_PREFIX):
+            from stream_scorer.models.mlflow_source import fetch_mlflow_model
+
+            return fetch_mlflow_model(version, self.model_dir / ".mlflow-cache")
+        if not _VERSION.match(version):
+            raise ModelLoadError(f"{name}: {version!r} is neither a version folder (vN) nor a models:/ URI")
+        folder = self.model_dir / name / version
+        if not (folder / "metadata.json").is_file():
+            raise ModelLoadError(f"{folder}: no such model version (versions: "
+                                 f"{', '.join(list_versions(self.model_dir, name)) or 'none'})")
+        return folder
+
+    def check(self, name: str, version: str) -> Model:
+        """Load a version as serving would (feature names and order, framework, ONNX parity, a smoke score);
+        raises :class:`ModelLoadError` naming the problem. Used before a routing edit is written."""
+        return self._load(name, self.folder(name, version))
+
+    def refresh(self, name: str, *, force: bool = False) -> bool:
+        """Serve what the routing file says; ``True`` when the route changed. Thread-safe (runs off the loop).
+
+        Without ``force`` nothing is loaded when the routing file, the version list and the served versions'
+        metadata are unchanged since the last attempt (a refused artifact is not retried until they change).
+        ``force`` also re-resolves MLflow aliases. Raises :class:`ModelLoadError` when refused."""
+        with self._lock:
+            signature = self._signature(name)
+            if not force and signature == self._signatures.get(name):
+                return False
+            self._signatures[name] = signature
+            try:
+                route = self._build(name, read_routing(self.model_dir, name))
+            except (ModelLoadError, RoutingError) as exc:
+                message = str(exc)
+                self.errors[name] = message
+                self._count(name, "refused")
+                log.error("model route refused, the current one keeps serving",
+                          extra={"model": name, "error": message})
+                raise ModelLoadError(message) from None
+            old = self._routes.get(name)
+            self._routes[name] = route  # the flip: in-flight work keeps the route it holds
+            self.errors.pop(name, None)
+            self._forget_unused()
+            changed = old is None or old.describe() != route.describe() or old.models() != route.models()
+            if changed:
+                self._count(name, "loaded")
+                self._publish(name, old, route)
+                log.info("model route serving", extra={"model": name, **route.describe()})
+            return changed
+
+    def _build(self, name: str, routing: Routing) -> ModelRoute:
+        champion_version = routing.champion or self._latest(name)
+        champion = self._load(name, self.folder(name, champion_version))
+        challenger, share = None, 0.0
+        if routing.challenger is not None and routing.challenger.share > 0:
+            challenger = self._load(name, self.folder(name, routing.challenger.version))
+            share = routing.challenger.share
+        shadows = tuple(self._load(name, self.folder(name, v)) for v in routing.shadows)
+        return ModelRoute(champion, challenger, share, shadows)
+
+    def _latest(self, name: str) -> str:
+        versions = list_versions(self.model_dir, name)
+        if not versions:
+            raise ModelLoadError(f"{self.model_dir / name}: no model versions (run `stream-scorer train {name}`)")
+        return versions[-1]
+
+    def _load(self, name: str, folder: Path) -> Model:
+        key = (folder.resolve(), _mtime(folder / "metadata.json"))
+        model = self._by_folder.get(key)
+        if model is None:
+            try:
+                model = load_model(folder, expected_features=self._expected[name], use_onnx=self._use_onnx,
+                                   explain_method=self._explain_method)
+            except ModelLoadError:
+                raise
+            except Exception as exc:  # a framework error not caught by its adapter: still a refused artifact
+                raise ModelLoadError(f"{folder}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+            if model.name != name:
+                raise ModelLoadError(f"{folder}: metadata names model {model.name!r}, expected {name!r}")
+            self._by_folder[key] = model
+        return model
+
+    def _signature(self, name: str) -> object:
+        """What a refresh depends on: the routing file, the version list (when the latest serves) and the
+        metadata of the versions named; a few ``stat`` calls and one small JSON read."""
+        routing_mtime = _mtime(routing_path(self.model_dir, name))
+        try:
+            routing = read_routing(self.model_dir, name)
+        except RoutingError:
+            return routing_mtime, "unreadable"
+        refs = [routing.champion, routing.challenger.version if routing.challenger else None, *routing.shadows]
+        stats = tuple(_mtime(self.model_dir / name / v / "metadata.json") for v in refs if v and _VERSION.match(v))
+        latest = tuple(list_versions(self.model_dir, name)) if routing.champion is None else ()
+        return routing_mtime, latest, tuple(refs), stats
+
+    def changed_on_disk(self, name: str) -> bool:
+        """Whether a refresh would load something (the watcher's cheap poll)."""
+        return self._signature(name) != self._signatures.get(name)
+
+    def _forget_unused(self) -> None:
+        serving = {id(m) for route in self._routes.values() for _, m in route.models()}
+        self._by_folder = {k: m for k, m in self._by_folder.items() if id(m) in serving}
+
+    # ------------------------------------------------------------------------------------------- metrics
+    def _count(self, name: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.model_reloads.labels(name, outcome).inc()
+
+    def _publish(self, name: str, old: ModelRoute | None, new: ModelRoute) -> None:
+        if self._metrics is None:
+            return
+        served = self._metrics.model_served
+        if old is not None:
+            for role, model in old.models():
+                try:
+                    served.remove(name, role, model.version)
+                except KeyError:
+                    pass
+        for role, model in new.models():
+            share = {"champion": 1.0 - new.share, "challenger": new.share}.get(role, 0.0)
+            served.labels(name, role, model.version).set(share)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0

@@ -27,6 +27,7 @@ from faust.types import TP
 
 from schemas.decisions import TIMING_FIELDS
 from schemas.events import TransactionEvent
+from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, fraud_features
@@ -167,7 +168,9 @@ async def test_a_cards_quick_transactions_see_its_velocity_grow(settings: Settin
             assert done, f"{len(_by_tx(reader.records))} of 10 decided\n{_logs(log)}"
             by_tx = _by_tx(reader.records)
     store_redis = create_redis(settings.redis)
-    model = ModelRegistry(settings.model_dir, use_onnx=settings.use_onnx).load_latest("fraud", FRAUD_FEATURE_NAMES)
+    registry = ModelRegistry(settings.model_dir, expected_features=MODEL_FEATURES, use_onnx=settings.use_onnx)
+    registry.refresh("fraud")
+    model = registry.get("fraud")
     count_1h = FRAUD_FEATURE_NAMES.index("card_tx_count_1h")
     try:
         store = RedisFeatureStore(store_redis)

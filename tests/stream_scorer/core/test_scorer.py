@@ -18,9 +18,9 @@ from tests.support.fakes import InMemoryFeatureStore
 
 
 def _scorer(model_dir: Path) -> tuple[Scorer, InMemoryFeatureStore, Metrics]:
-    registry = ModelRegistry(model_dir)
-    for name, features in MODEL_FEATURES.items():
-        registry.load_latest(name, features)
+    registry = ModelRegistry(model_dir, expected_features=MODEL_FEATURES)
+    for name in MODEL_FEATURES:
+        registry.refresh(name)
     store = InMemoryFeatureStore()
     metrics = Metrics()
     return Scorer(store, registry, metrics), store, metrics
@@ -100,7 +100,7 @@ async def test_personalization_decision_is_computed_from_features(model_dir: Pat
 
 
 async def test_missing_model_is_a_retryable_error(tmp_path: Path) -> None:
-    scorer = Scorer(InMemoryFeatureStore(), ModelRegistry(tmp_path), Metrics())
+    scorer = Scorer(InMemoryFeatureStore(), ModelRegistry(tmp_path, expected_features=MODEL_FEATURES), Metrics())
     with pytest.raises(ModelNotLoaded):
         await scorer.score_transactions(_identified(transaction_events(1, start=time.time(), span_sec=1)))
 

@@ -52,9 +52,9 @@ class PoisonAwareScorer(Scorer):
 
 
 def _processor(model_dir: Path, producer: FakeProducer) -> tuple[BatchProcessor, PoisonAwareScorer]:
-    registry = ModelRegistry(model_dir)
-    for name, features in MODEL_FEATURES.items():
-        registry.load_latest(name, features)
+    registry = ModelRegistry(model_dir, expected_features=MODEL_FEATURES)
+    for name in MODEL_FEATURES:
+        registry.refresh(name)
     scorer = PoisonAwareScorer(InMemoryFeatureStore(), registry, Metrics())
     outputs = OutputTopics("decisions", "scores", "dlq")
     return BatchProcessor(scorer, producer, outputs, Metrics()), scorer

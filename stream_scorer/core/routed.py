@@ -1,0 +1,74 @@
+"""Scoring one feature matrix with a model route: champion and challenger rows, then the shadows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from schemas.decisions import ShadowScore
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.base import Model
+from stream_scorer.models.registry import ModelRoute
+
+Groups = list[tuple[Model, list[int] | None]]
+"""Rows per serving model; ``None`` rows means every row."""
+
+
+def rows_of(rows: list[int] | None, n: int) -> np.ndarray | slice:
+    return slice(0, n) if rows is None else np.asarray(rows, dtype=np.intp)
+
+
+def predict_routed(groups: Groups, x: np.ndarray) -> tuple[np.ndarray, list[Model]]:
+    """Scores per row from the model serving that row, and that model per row (one model call per group)."""
+    n = len(x)
+    if len(groups) == 1:
+        model = groups[0][0]
+        return model.predict(x), [model] * n
+    scores = np.empty(n, dtype=np.float64)
+    served: list[Model] = [groups[0][0]] * n
+    for model, rows in groups:
+        index = rows_of(rows, n)
+        scores[index] = model.predict(x[index])
+        for r in rows or range(n):
+            served[r] = model
+    return scores, served
+
+
+def contributions_routed(groups: Groups, x: np.ndarray) -> np.ndarray:
+    if len(groups) == 1:
+        return groups[0][0].contributions(x)
+    out = np.empty(x.shape, dtype=np.float64)
+    for model, rows in groups:
+        index = rows_of(rows, len(x))
+        out[index] = model.contributions(x[index])
+    return out
+
+
+def score_shadows(route: ModelRoute, x: np.ndarray, *, event_ids: Sequence[str], event_times: Sequence[datetime],
+                  served: Sequence[Model], served_scores: np.ndarray, served_actions: Sequence[str],
+                  action: Callable[[Model, float], str], scored_at: datetime, metrics: Metrics,
+                  out: list[ShadowScore] | None) -> None:
+    """Each shadow model scores every row; its scores never reach a decision, only metrics and ``out``."""
+    name = route.champion.name
+    for shadow in route.shadows:
+        scores = shadow.predict(x)
+        agree = 0
+        records = []
+        for row, score in enumerate(scores.tolist()):
+            shadow_action = action(shadow, score)
+            agree += shadow_action == served_actions[row]
+            if out is not None:
+                records.append(ShadowScore.model_construct(
+                    model=name, event_id=event_ids[row], event_timestamp=event_times[row],
+                    served_version=served[row].version, served_score=round(float(served_scores[row]), 6),
+                    served_action=served_actions[row], shadow_version=shadow.version, shadow_score=round(score, 6),
+                    shadow_action=shadow_action, scored_at=scored_at))
+        if out is not None:
+            out.extend(records)
+        hist = metrics.prediction_scores.labels(name, shadow.version)
+        for score in scores.tolist():
+            hist.observe(score)
+        metrics.shadow_predictions.labels(name, shadow.version, "agree").inc(agree)
+        metrics.shadow_predictions.labels(name, shadow.version, "disagree").inc(len(scores) - agree)

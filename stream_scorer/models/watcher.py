@@ -1,0 +1,60 @@
+"""Hot swap in every process: poll the routing files and version folders, load changes off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+from stream_scorer.models.base import ModelLoadError
+from stream_scorer.models.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+class ModelWatcher:
+    """``async with ModelWatcher(...)`` polls every ``interval`` seconds (0: only explicit reloads).
+
+    A poll costs a few ``stat`` calls per model; loading (ONNX sessions, boosters) runs in a thread, so requests
+    and batches keep being served by the current route until the new one is complete.
+    """
+
+    def __init__(self, registry: ModelRegistry, names: Sequence[str], interval: float) -> None:
+        self._registry = registry
+        self._names = tuple(names)
+        self._interval = interval
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def reload(self, name: str, *, force: bool = True) -> bool:
+        """Refresh one model now; ``True`` when its route changed. Raises ``ModelLoadError`` when refused."""
+        async with self._lock:
+            return await asyncio.to_thread(self._registry.refresh, name, force=force)
+
+    async def poll_once(self) -> None:
+        for name in self._names:
+            if self._registry.changed_on_disk(name):
+                with contextlib.suppress(ModelLoadError):  # logged and counted by the registry; old route serves
+                    await self.reload(name, force=False)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.poll_once()
+            except Exception:  # never let the watcher die: the next poll tries again
+                log.exception("model watcher poll failed")
+
+    async def __aenter__(self) -> ModelWatcher:
+        if self._interval > 0:
+            self._task = asyncio.create_task(self._run(), name="model-watcher")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
