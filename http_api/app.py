@@ -13,7 +13,7 @@ from http_api.deps import Coalescers
 from http_api.errors import install_error_handlers
 from http_api.middleware import RequestContextMiddleware
 from http_api.rate_limit import RateLimiter
-from http_api.routes import health, models, score
+from http_api.routes import admin, health, models, score
 from stream_scorer import __version__
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import Settings, load_settings
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     if api.cors_origins:
         origins = [o.strip() for o in api.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "X-Request-ID", "X-API-Key"],
+                           allow_headers=["Content-Type", "X-Request-ID", "X-API-Key", "X-Admin-Key", "Authorization"],
                            expose_headers=["X-Request-ID", "Server-Timing"])
     limiter = RateLimiter(api.rate_limit_per_sec, api.rate_limit_burst) if api.rate_limit_per_sec > 0 else None
     app.add_middleware(RequestContextMiddleware, metrics=metrics, limiter=limiter)
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     app.include_router(score.router)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=0, help="stop after N records")
     tail.set_defaults(func=_tail)
 
+    from stream_scorer.models_cli import register as register_models
+
+    register_models(sub)
+
     try:
         from training.cli import register
     except ImportError:  # pragma: no cover - the training package is part of the project

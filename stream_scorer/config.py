@@ -80,6 +80,9 @@ class WorkerSettings(_Group):
     """Port of the worker's /metrics, /health and /ready (0 disables)."""
 
 
+_PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "secret", "password", "admin", "test"})
+
+
 class ApiSettings(_Group):
     model_config = SettingsConfigDict(env_prefix="API_")
 
@@ -95,6 +98,19 @@ class ApiSettings(_Group):
     """Bucket size of the rate limit (default: one second of requests, at least 1)."""
     redis_down_status: int = 200
     """What /score answers when Redis is down: 200 with defaults and ``degraded: true``, or 503."""
+    admin_key: SecretStr | None = None
+    """Key for the admin endpoints (``POST /models/{name}/...``), sent as ``X-Admin-Key`` or ``Authorization:
+    Bearer``; unset disables them (403). At least 16 characters, never a placeholder."""
+
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _admin_key(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if secret.lower() in _PLACEHOLDERS or len(secret) < 16:
+            raise ValueError("must be a real secret of at least 16 characters (e.g. `openssl rand -hex 24`)")
+        return value
 
     @field_validator("redis_down_status")
     @classmethod

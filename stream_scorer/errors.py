@@ -50,3 +50,33 @@ class BrokerUnavailable(ScoringError):
     status_code = 503
     retryable = True
     code = "broker_unavailable"
+
+
+class UnknownModel(ScoringError):
+    status_code = 404
+    code = "unknown_model"
+
+
+class ModelRefused(ScoringError):
+    """An artifact that cannot be served (feature names, framework, ONNX parity, a corrupt file); the models that
+    serve keep serving."""
+
+    status_code = 422
+    code = "model_refused"
+
+
+class RoutingConflict(ScoringError):
+    """A routing edit that does not apply to the current routing (nothing to roll back to, already champion)."""
+
+    status_code = 409
+    code = "routing_conflict"
+
+
+class AdminDisabled(ScoringError):
+    status_code = 403
+    code = "admin_disabled"
+
+
+class AdminUnauthorized(ScoringError):
+    status_code = 401
+    code = "admin_unauthorized"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from stream_scorer.errors import ModelNotLoaded
 from stream_scorer.metrics import Metrics
-from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError
+from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata
 from stream_scorer.models.loader import load_model
 from stream_scorer.models.routing import Routing, RoutingError, read_routing, routing_path
 
@@ -114,7 +114,14 @@ class ModelRegistry:
     def routes(self) -> dict[str, ModelRoute]:
         return dict(self._routes)
 
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(self._expected)
+
     # ------------------------------------------------------------------------------------------- loading
+    def metadata(self, name: str, version: str) -> ModelMetadata:
+        return ModelMetadata.read(self.folder(name, version))
+
     def folder(self, name: str, version: str) -> Path:
         """Where a version's artifact lives (an MLflow URI is downloaded into ``<model_dir>/.mlflow-cache``)."""
         if version.startswith(MLFLOW_PREFIX):
@@ -132,7 +139,8 @@ class ModelRegistry:
     def check(self, name: str, version: str) -> Model:
         """Load a version as serving would (feature names and order, framework, ONNX parity, a smoke score);
         raises :class:`ModelLoadError` naming the problem. Used before a routing edit is written."""
-        return self._load(name, self.folder(name, version))
+        with self._lock:
+            return self._load(name, self.folder(name, version))
 
     def refresh(self, name: str, *, force: bool = False) -> bool:
         """Serve what the routing file says; ``True`` when the route changed. Thread-safe (runs off the loop).

@@ -66,7 +66,8 @@ class ScoringRuntime(mode.Service):
         self.services = services
         names = self.settings.topics
         self.processor = BatchProcessor(services.scorer, FaustProducer(self.app),
-                                        OutputTopics(names.fraud_decisions, names.personalization_scores, names.dlq),
+                                        OutputTopics(names.fraud_decisions, names.personalization_scores, names.dlq,
+                                                     names.shadow),
                                         services.metrics, should_stop=lambda: bool(self.app.should_stop))
         if self.settings.worker.metrics_port:
             status = WorkerStatusServer(services, self.app, self.settings.worker.metrics_port)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
+from schemas.decisions import ShadowScore
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.scorer import Identified, Scorer, identify_session_event, identify_transaction
@@ -61,6 +62,11 @@ class OutputTopics:
     fraud_decisions: str
     personalization_scores: str
     dlq: str
+    shadow: str = "scoring-shadow"
+
+
+Scored = tuple[list[BaseModel], list[ShadowScore]]
+"""Decisions in event order, and the shadow models' scores of the same events."""
 
 
 class BatchProcessor:
@@ -107,14 +113,16 @@ class BatchProcessor:
         self._count_dead(topic, letters)
 
     # ------------------------------------------------------------------------------------------- internals
-    async def _score_tx(self, items: Sequence[Identified[TransactionEvent]]) -> list[BaseModel]:
-        return list(await self._scorer.score_transactions(items, apply_updates=True))
+    async def _score_tx(self, items: Sequence[Identified[TransactionEvent]]) -> Scored:
+        shadow: list[ShadowScore] = []
+        return list(await self._scorer.score_transactions(items, apply_updates=True, shadow=shadow)), shadow
 
-    async def _score_sessions(self, items: Sequence[Identified[SessionEvent]]) -> list[BaseModel]:
-        return list(await self._scorer.score_session_events(items, apply_updates=True))
+    async def _score_sessions(self, items: Sequence[Identified[SessionEvent]]) -> Scored:
+        shadow: list[ShadowScore] = []
+        return list(await self._scorer.score_session_events(items, apply_updates=True, shadow=shadow)), shadow
 
     async def _score_batch(self, records: Sequence[Record], schema: type[Any], identify: Callable[..., Any],
-                           score: Callable[[Sequence[Any]], Awaitable[list[BaseModel]]], out_topic: str,
+                           score: Callable[[Sequence[Any]], Awaitable[Scored]], out_topic: str,
                            key_of: Callable[[Any], str]) -> None:
         if not records:
             return
@@ -134,8 +142,9 @@ class BatchProcessor:
             fallback_id = f"{record.topic}-{record.partition}-{record.offset}"
             items.append(identify(decoded.event, fallback_id, record.timestamp or now))
             sources.append(record)
+        shadows: list[ShadowScore] = []
         try:
-            decisions = await self._retrying(topic, lambda: score(items))
+            decisions, shadows = await self._retrying(topic, lambda: score(items))
             scored = list(zip(items, decisions, strict=True))
         except Exception as exc:  # not retryable (those are retried inside): find the events that fail alone
             log.warning("batch scoring failed, scoring events one by one", extra={"topic": topic,
@@ -144,11 +153,12 @@ class BatchProcessor:
             failed: list[tuple[Record, Exception]] = []
             for item, record in zip(items, sources, strict=True):
                 try:
-                    [decision] = await self._retrying(topic, lambda item=item: score([item]))  # type: ignore[misc]
+                    [decision], shadow = await self._retrying(topic, lambda item=item: score([item]))  # type: ignore[misc]
                 except Exception as one:
                     failed.append((record, one))
                 else:
                     scored.append((item, decision))
+                    shadows.extend(shadow)
             if len(items) > 1 and not scored:
                 raise  # every event fails alone too: not a poison event but a broken scorer; never dead-letter
             for record, error in failed:
@@ -156,6 +166,7 @@ class BatchProcessor:
                                        f"{type(error).__name__}: {error}"))
         outputs = [(out_topic, key_of(item.event).encode(), decision.model_dump_json().encode())
                    for item, decision in scored]
+        outputs += [(self._out.shadow, s.event_id.encode(), s.model_dump_json().encode()) for s in shadows]
         await self._retrying(topic, lambda: self._send_all(outputs, letters))
         done = self._clock()
         latency = self._metrics.event_to_decision.labels(topic)

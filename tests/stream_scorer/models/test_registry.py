@@ -1,0 +1,171 @@
+"""Routes from routing files: champion, challenger share, shadows; refused artifacts; the watcher's hot swap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream_scorer.bootstrap import MODEL_FEATURES
+from stream_scorer.metrics import Metrics
+from stream_scorer.models import admin
+from stream_scorer.models.base import ModelLoadError
+from stream_scorer.models.registry import ModelRegistry, traffic_bucket
+from stream_scorer.models.routing import read_routing
+from stream_scorer.models.watcher import ModelWatcher
+from tests.support.artifacts import write_xgboost_artifact
+
+
+@pytest.fixture
+def versions_dir(tmp_path: Path) -> Path:
+    for version, seed in (("v1", 0), ("v2", 1), ("v3", 2)):
+        write_xgboost_artifact(tmp_path, "fraud", version, seed=seed)
+    write_xgboost_artifact(tmp_path, "personalization")
+    return tmp_path
+
+
+def _registry(model_dir: Path, metrics: Metrics | None = None) -> ModelRegistry:
+    return ModelRegistry(model_dir, expected_features=MODEL_FEATURES, metrics=metrics)
+
+
+def _corrupt(model_dir: Path, version: str) -> None:
+    write_xgboost_artifact(model_dir, "fraud", version)
+    (model_dir / "fraud" / version / "model.json").write_text("{not a model")
+
+
+def _renamed_features(model_dir: Path, version: str) -> None:
+    folder = write_xgboost_artifact(model_dir, "fraud", version)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["feature_names"][0] = "amount_usd"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_without_routing_file_the_latest_version_serves(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    assert registry.refresh("fraud") is True
+    assert registry.get("fraud").version == "v3"
+    assert registry.refresh("fraud") is False  # nothing changed on disk: nothing reloaded
+
+
+def test_promote_rollback_and_latest(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    registry.refresh("fraud")
+    admin.promote(registry, "fraud", "v1")
+    registry.refresh("fraud")
+    assert registry.get("fraud").version == "v1"
+    write_xgboost_artifact(versions_dir, "fraud", "v4", seed=4)  # a new version does not displace a pinned one
+    registry.refresh("fraud")
+    assert registry.get("fraud").version == "v1"
+    admin.promote(registry, "fraud", "v2")
+    admin.rollback(registry, "fraud")
+    registry.refresh("fraud")
+    assert registry.get("fraud").version == "v1"
+    admin.rollback(registry, "fraud")  # back to the latest that served before the first promote
+    registry.refresh("fraud")
+    assert registry.get("fraud").version == "v3"
+    routing = read_routing(versions_dir, "fraud")
+    assert [h["action"] for h in routing.history] == ["promote v1", "promote v2", "rollback", "rollback"]
+
+
+@pytest.mark.parametrize("breaking", [_corrupt, _renamed_features])
+def test_a_bad_artifact_is_refused_and_the_old_route_keeps_serving(versions_dir: Path, breaking: object) -> None:
+    metrics = Metrics()
+    registry = _registry(versions_dir, metrics)
+    registry.refresh("fraud")
+    breaking(versions_dir, "v5")  # type: ignore[operator]
+    with pytest.raises(Exception) as refused:  # the admin edit is refused before the routing file changes
+        admin.promote(registry, "fraud", "v5")
+    assert "v5" in str(refused.value)
+    assert read_routing(versions_dir, "fraud").champion is None
+    # without a routing file the latest (broken) version is what a refresh would load: refused, v3 serves
+    with pytest.raises(ModelLoadError) as exc:
+        registry.refresh("fraud")
+    message = str(exc.value)
+    assert "v5" in message and ("feature names" in message or "not an XGBoost model" in message)
+    assert registry.get("fraud").version == "v3"
+    assert registry.errors["fraud"] == message
+    assert metrics.registry.get_sample_value("model_reloads_total", {"model": "fraud", "outcome": "refused"}) == 1
+    shutil.rmtree(versions_dir / "fraud" / "v5")
+    registry.refresh("fraud")
+    assert "fraud" not in registry.errors
+
+
+def _with_onnx_of(folder: Path, source: Path) -> None:
+    """Give ``folder``'s artifact the ONNX export of the booster in ``source``."""
+    import xgboost as xgb
+
+    from training.frameworks.xgboost_trainer import XGBoostModel
+
+    booster = xgb.Booster(model_file=str(source / "model.json"))
+    (folder / "model.onnx").write_bytes(XGBoostModel(booster).to_onnx(booster.num_features()))
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["onnx_file"] = "model.onnx"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+
+
+def test_onnx_export_is_checked_against_the_native_model(versions_dir: Path) -> None:
+    fraud = versions_dir / "fraud"
+    _with_onnx_of(fraud / "v1", fraud / "v1")
+    _with_onnx_of(fraud / "v2", fraud / "v3")  # a stale export from another model
+    registry = ModelRegistry(versions_dir, expected_features=MODEL_FEATURES, use_onnx=True)
+    assert registry.check("fraud", "v1").runtime == "onnx"
+    with pytest.raises(ModelLoadError, match="ONNX export disagrees with the native model"):
+        registry.check("fraud", "v2")
+
+
+def test_challenger_share_is_stable_per_entity_and_about_right(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    admin.set_traffic(registry, "fraud", "v1", 0.1)
+    registry.refresh("fraud")
+    route = registry.route("fraud")
+    cards = [f"card_{i:08d}" for i in range(20_000)]
+    groups = route.assign(cards)
+    assert [m.version for m, _ in groups] == ["v3", "v1"]
+    challenger_rows = groups[1][1]
+    assert challenger_rows is not None
+    share = len(challenger_rows) / len(cards)
+    assert 0.09 < share < 0.11
+    again = route.assign(list(reversed(cards)))[1][1]
+    assert again is not None
+    assert {cards[-1 - r] for r in again} == {cards[r] for r in challenger_rows}
+    assert traffic_bucket("fraud", "card_00000001") == traffic_bucket("fraud", "card_00000001")
+    admin.set_traffic(registry, "fraud", "v1", 0.0)
+    registry.refresh("fraud")
+    assert registry.route("fraud").challenger is None
+
+
+def test_shadows_and_served_gauge(versions_dir: Path) -> None:
+    metrics = Metrics()
+    registry = _registry(versions_dir, metrics)
+    admin.set_shadows(registry, "fraud", ["v1", "v2"])
+    admin.set_traffic(registry, "fraud", "v2", 0.25)
+    registry.refresh("fraud")
+    route = registry.route("fraud")
+    assert [(role, m.version) for role, m in route.models()] == [
+        ("champion", "v3"), ("challenger", "v2"), ("shadow", "v1"), ("shadow", "v2")]
+    value = metrics.registry.get_sample_value
+    assert value("model_served", {"model": "fraud", "role": "challenger", "version": "v2"}) == 0.25
+    assert value("model_served", {"model": "fraud", "role": "champion", "version": "v3"}) == 0.75
+    admin.set_shadows(registry, "fraud", [])
+    registry.refresh("fraud")
+    assert value("model_served", {"model": "fraud", "role": "shadow", "version": "v1"}) is None
+
+
+async def test_watcher_swaps_without_restart_and_in_flight_work_keeps_its_route(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    registry.refresh("fraud")
+    held = registry.route("fraud")  # what an in-flight batch holds
+    x = np.zeros((3, len(MODEL_FEATURES["fraud"])))
+    async with ModelWatcher(registry, ["fraud"], interval=0.05):
+        admin.promote(registry, "fraud", "v1")
+        for _ in range(100):
+            if registry.get("fraud").version == "v1":
+                break
+            await asyncio.sleep(0.05)
+        assert registry.get("fraud").version == "v1"
+        assert held.champion.version == "v3"
+        assert held.champion.predict(x).shape == (3,)  # the swapped-out model still scores what it started
