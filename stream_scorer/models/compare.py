@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 @dataclass
@@ -40,16 +41,19 @@ class Comparison:
 
 async def read_topic(bootstrap_servers: str, topic: str) -> list[bytes]:
     """Every record value from the beginning to the end offsets as of now (no consumer group)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [p["partition"] for t in described if t.get("error_code") == 0 for p in t["partitions"]]
+    if not partitions:
+        return []
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -57,10 +61,8 @@ async def read_topic(bootstrap_servers: str, topic: str) -> list[bytes]:
         remaining = {tp for tp in tps if ends[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
+            for records in batch.values():
                 values.extend(r.value for r in records if r.value is not None)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)

@@ -47,6 +47,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``load_settings()`` in a child process equal ``settings``."""
     env = {
         "MODEL_DIR": str(settings.model_dir), "USE_ONNX": str(settings.use_onnx).lower(),
+        "MODEL_RELOAD_INTERVAL": str(settings.model_reload_interval), "EXPLAIN_METHOD": settings.explain_method,
         "FEATURE_CACHE_TTL": str(settings.feature_cache_ttl), "LOG_LEVEL": settings.log_level,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
     }
