@@ -66,3 +66,13 @@ class Metrics:
                                                  "latency per batch.", ["topic"], buckets=_FAST_BUCKETS, registry=r)
         self.retries = Counter("stream_retries_total", "Retried batches after a retryable failure.",
                                ["topic", "error"], registry=r)
+        # drift: population stability index against the baselines in the model's metadata.json
+        self.score_psi = Gauge("model_score_psi", "PSI of the scores of the last scored rows against the training "
+                               "validation scores (score_baseline deciles); < 0.1 stable, 0.1-0.25 moderate shift, "
+                               "> 0.25 major shift.", ["model", "version"], registry=r)
+        self.feature_psi = Gauge("model_feature_psi", "PSI of a top feature over the last scored rows against the "
+                                 "training rows (feature_baseline deciles); < 0.1 stable, 0.1-0.25 moderate shift, "
+                                 "> 0.25 major shift.", ["model", "version", "feature"], registry=r)
+        self.drift_window_rows = Gauge("model_drift_window_rows", "Scored rows in the drift window the PSI gauges "
+                                       "are computed on (none published below the minimum).", ["model", "version"],
+                                       registry=r)

@@ -184,6 +184,7 @@ def _metadata(prepared: Prepared, opts: TrainOptions, model: FittedModel, data: 
         "metrics": _finite(evaluation.metrics),
         "score_baseline": score_baseline(evaluation.validation_scores),
         "feature_baseline": feature_baseline(x_train, prepared.feature_names),
+        "feature_importance": {name: float(share) for name, share in evaluation.importance.items()},
         "data_fingerprint": fingerprint(train_rows),
         "data_source": prepared.data_source,
         "history": prepared.history,

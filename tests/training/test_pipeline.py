@@ -22,8 +22,8 @@ from training.pipeline import train
 from training.prepare import TrainOptions
 
 METADATA_KEYS = {"name", "version", "framework", "model_file", "onnx_file", "feature_names", "defaults",
-                 "thresholds", "metrics", "score_baseline", "feature_baseline", "data_fingerprint", "data_source",
-                 "split", "created_at", "library_versions", "training_time_sec"}
+                 "thresholds", "metrics", "score_baseline", "feature_baseline", "feature_importance",
+                 "data_fingerprint", "data_source", "split", "created_at", "library_versions", "training_time_sec"}
 FILES = {"metadata.json", "model.onnx", "report.md", "test_predictions.parquet", "pr_curve.png",
          "calibration.png", "feature_importance.png", "score_distribution.png"}
 
@@ -56,6 +56,8 @@ def test_fraud_artifact_follows_the_contract(fraud_artifact: Path) -> None:
                 "baseline_logreg_average_precision", "recall_at_review_compromised_card"):
         assert isinstance(meta["metrics"][key], float), key
     assert set(meta["feature_baseline"]) == set(FRAUD_FEATURE_NAMES)
+    assert set(meta["feature_importance"]) == set(FRAUD_FEATURE_NAMES)
+    assert sum(meta["feature_importance"].values()) == pytest.approx(1.0)
     assert len(meta["score_baseline"]["fractions"]) == len(meta["score_baseline"]["decile_edges"]) + 1
     assert len(meta["data_fingerprint"]) == 64
     assert meta["split"]["train_start"] < meta["split"]["test_start"]

@@ -1,0 +1,77 @@
+"""One drift monitor per served (model, version), published as gauges at most once per interval."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+
+import numpy as np
+
+from stream_scorer.metrics import Metrics
+from stream_scorer.models.base import ModelMetadata
+from stream_scorer.monitoring.drift import DEFAULT_MIN_ROWS, DEFAULT_TOP_FEATURES, DEFAULT_WINDOW, DriftMonitor
+
+
+class DriftTracker:
+    """Drift of every model version this process scores. Not thread-safe: call it from one event loop.
+
+    ``observe`` publishes when ``publish_interval`` seconds (by ``clock``) have passed since the last publication,
+    so the PSI computation (about a millisecond per model for a full window) runs at most once per interval.
+    """
+
+    def __init__(self, metrics: Metrics, *, window: int = DEFAULT_WINDOW, min_rows: int = DEFAULT_MIN_ROWS,
+                 publish_interval: float = 1.0, top_features: int = DEFAULT_TOP_FEATURES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._window = window
+        self._min_rows = min_rows
+        self._top_features = top_features
+        self._interval = publish_interval
+        self._clock = clock
+        self._next_publish = float("-inf")
+        self._monitors: dict[tuple[str, str], DriftMonitor] = {}
+
+    def observe(self, model_name: str, metadata: ModelMetadata, feature_names: Sequence[str], x: np.ndarray,
+                scores: np.ndarray) -> None:
+        """Add a scored batch (``x`` in ``feature_names`` order); the monitor is built on the version's first batch."""
+        key = (model_name, metadata.version)
+        monitor = self._monitors.get(key)
+        if monitor is None:
+            monitor = self._monitors[key] = DriftMonitor(metadata.raw, feature_names, window=self._window,
+                                                          min_rows=self._min_rows,
+                                                          top_features=self._top_features)
+        monitor.observe(x, scores)
+        if self._clock() >= self._next_publish:
+            self.publish()
+
+    def publish(self) -> None:
+        """Set the gauges of every monitor that has a baseline (PSI only from ``min_rows`` rows on)."""
+        m = self._metrics
+        for (model, version), monitor in self._monitors.items():
+            if not monitor.active:
+                continue
+            report = monitor.report()
+            m.drift_window_rows.labels(model, version).set(report.rows)
+            if report.score is not None:
+                m.score_psi.labels(model, version).set(report.score)
+            for feature, value in report.features.items():
+                m.feature_psi.labels(model, version, feature).set(value)
+        self._next_publish = self._clock() + self._interval
+
+    def forget(self, model_name: str, version: str) -> None:
+        """Drop a version (swapped out) and its gauges, so that no stale value stays exported."""
+        monitor = self._monitors.pop((model_name, version), None)
+        if monitor is None:
+            return
+        m = self._metrics
+        with suppress(KeyError):  # label sets exist only once published
+            m.drift_window_rows.remove(model_name, version)
+        with suppress(KeyError):
+            m.score_psi.remove(model_name, version)
+        for feature in monitor.features:
+            with suppress(KeyError):
+                m.feature_psi.remove(model_name, version, feature)
+
+    def monitor(self, model_name: str, version: str) -> DriftMonitor | None:
+        return self._monitors.get((model_name, version))
