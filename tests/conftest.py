@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from http_api.app import create_app
 from stream_scorer.config import KafkaSettings, RedisSettings, Settings, TopicSettings, WorkerSettings
 from tests.support.artifacts import write_xgboost_artifact
+from tests.support.mlflow_store import empty_store, new_store
 from tests.support.services import ServiceAddresses, real_services
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -39,6 +40,27 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_xgboost_artifact(root, "fraud")
     write_xgboost_artifact(root, "personalization")
     return root
+
+
+@pytest.fixture(scope="session")
+def mlflow_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite database (skips without the mlflow extra, fails under CI=true)."""
+    return empty_store(tmp_path_factory.mktemp("mlflow-template"))
+
+
+@pytest.fixture
+def mlflow_uri(mlflow_template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The tracking URI of a fresh SQLite MLflow store under ``tmp_path`` whose default experiment
+    (``stream-scorer``) keeps its artifacts there too; the working directory is ``tmp_path`` and MLflow's
+    environment variables are cleared, so nothing reaches the repository or a real store."""
+    from training.mlflow_log import DEFAULT_EXPERIMENT
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "mlflow"
+    root.mkdir()
+    return new_store(mlflow_template_db, root, DEFAULT_EXPERIMENT)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.history import DEFAULT_DATA_DIR
+from training.mlflow_log import mlflow_requested
 from training.split import parse_date
 from training.trainers import DEFAULT_FRAMEWORK, FRAMEWORKS, POS_WEIGHT_POLICIES
 
@@ -55,6 +56,11 @@ def _add_train(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--days", type=int, metavar="N", help="simulated days (default 70 / 35)")
     p.add_argument("--end", type=_timestamp, metavar="TIME",
                    help="end of the simulated history (default: start of the current UTC hour)")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="log the run and register the model version in MLflow (default: when MLFLOW_TRACKING_URI "
+                        "is set; needs the mlflow extra)")
+    p.add_argument("--mlflow-alias", metavar="ALIAS",
+                   help="point this registered-model alias (e.g. champion, challenger) at the new version")
     p.set_defaults(func=run_train)
 
 
@@ -121,6 +127,22 @@ def run_train(args: argparse.Namespace) -> int:
         console.print(f"[bold red]ONNX parity check failed:[/] {exc}")
         return 1
     Console().print(_summary(result))
+    if mlflow_requested(args.mlflow, args.mlflow_alias):
+        return _log_to_mlflow(result.artifact_dir, args.mlflow_alias, console)
+    return 0
+
+
+def _log_to_mlflow(artifact_dir: Path, alias: str | None, console: Console) -> int:
+    from training.mlflow_log import MlflowLogError, log_training_run
+
+    try:
+        logged = log_training_run(artifact_dir, alias=alias)
+    except MlflowLogError as exc:
+        console.print(f"[bold red]error:[/] {exc} (the artifact is written: {artifact_dir})")
+        return 1
+    moved = f", alias {logged.alias!r}" if logged.alias else ""
+    console.print(f"MLflow: run {logged.run_id}, registered {logged.model_name} version {logged.model_version}"
+                  f"{moved} ({logged.tracking_uri})")
     return 0
 
 
