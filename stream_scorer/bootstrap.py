@@ -19,6 +19,7 @@ from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.models.watcher import ModelWatcher
+from stream_scorer.monitoring import DriftTracker
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
                                        use_onnx=settings.use_onnx, explain_method=settings.explain_method,
                                        metrics=metrics)
         load_models(model_registry, models)
-        scorer = Scorer(store, model_registry, metrics)
+        drift = DriftTracker(metrics, window=settings.drift_window, min_rows=settings.drift_min_rows)
+        scorer = Scorer(store, model_registry, metrics, drift=drift)
         async with ModelWatcher(model_registry, models, settings.model_reload_interval) as watcher:
             yield Services(settings, redis, store, model_registry, metrics, scorer, watcher)
     finally:

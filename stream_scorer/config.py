@@ -137,6 +137,10 @@ class Settings(_Group):
     model_reload_interval: float = Field(default=0.5, ge=0)
     """Seconds between checks of the routing files and version folders (hot swap without restart); 0 turns
     polling off (``POST /models/{name}/reload`` still works)."""
+    drift_window: int = Field(default=10_000, ge=100)
+    """Scored rows per model version that the drift gauges (PSI against the training baselines) look at."""
+    drift_min_rows: int = Field(default=500, ge=1)
+    """Rows needed before a version's PSI is published (a small sample gives a large, meaningless PSI)."""
     feature_cache_ttl: float = Field(default=300.0, ge=0)
     """Seconds a slow-changing feature may be served from the in-process cache (0 disables the cache)."""
     log_level: LogLevel = "INFO"

@@ -49,11 +49,13 @@ def contributions_routed(groups: Groups, x: np.ndarray) -> np.ndarray:
 def score_shadows(route: ModelRoute, x: np.ndarray, *, event_ids: Sequence[str], event_times: Sequence[datetime],
                   served: Sequence[Model], served_scores: np.ndarray, served_actions: Sequence[str],
                   action: Callable[[Model, float], str], scored_at: datetime, metrics: Metrics,
-                  out: list[ShadowScore] | None) -> None:
+                  out: list[ShadowScore] | None, drift: Callable[[Model, np.ndarray], None] | None = None) -> None:
     """Each shadow model scores every row; its scores never reach a decision, only metrics and ``out``."""
     name = route.champion.name
     for shadow in route.shadows:
         scores = shadow.predict(x)
+        if drift is not None:
+            drift(shadow, scores)
         agree = 0
         records = []
         for row, score in enumerate(scores.tolist()):

@@ -42,7 +42,8 @@ from stream_scorer.core.routed import Groups, contributions_routed, predict_rout
 from stream_scorer.errors import FeatureStoreUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import Model
-from stream_scorer.models.registry import ModelRegistry
+from stream_scorer.models.registry import ModelRegistry, ModelRoute
+from stream_scorer.monitoring import DriftTracker
 
 Timings = dict[str, float]
 """Milliseconds per scoring stage (``features``, ``model``, ``explain``), for ``Server-Timing``."""
@@ -94,11 +95,13 @@ def identify_session_event(event: SessionEvent, fallback_id: str | Callable[[], 
 
 class Scorer:
     def __init__(self, store: FeatureStore, registry: ModelRegistry, metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, drift: DriftTracker | None = None) -> None:
         self._store = store
         self._registry = registry
         self._metrics = metrics
         self._clock = clock
+        self._drift = drift
+        self._routes_seen: dict[str, ModelRoute] = {}
 
     # ------------------------------------------------------------------------------------------------- fraud
     async def score_transactions(self, items: Sequence[Identified[TransactionEvent]], *, apply_updates: bool = False,
@@ -113,7 +116,7 @@ class Scorer:
         if not items:
             return []
         start = time.perf_counter()
-        route = self._registry.route(FRAUD_MODEL)  # held to the end: a swap meanwhile does not affect this batch
+        route = self._route(FRAUD_MODEL)  # held to the end: a swap meanwhile does not affect this batch
         keys = [(i.event.card_id, i.event.merchant_id, i.event.mcc_code, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_fraud_states, keys, FRAUD_MODEL, allow_degraded,
                                              FraudState)
@@ -124,6 +127,8 @@ class Scorer:
         groups = route.assign([i.event.card_id for i in items])
         t_model = time.perf_counter()
         scores, served = predict_routed(groups, x)
+        if not degraded:
+            self._observe_drift(FRAUD_MODEL, FRAUD_FEATURE_NAMES, groups, x, scores)
         t_explain = time.perf_counter()
         contributions = contributions_routed(groups, x)
         t_done = time.perf_counter()
@@ -167,7 +172,8 @@ class Scorer:
             score_shadows(route, x, event_ids=[i.event_id for i in items],
                           event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
                           served_actions=served_actions, action=_fraud_action, scored_at=scored_at,
-                          metrics=self._metrics, out=shadow)
+                          metrics=self._metrics, out=shadow, drift=None if degraded else self._shadow_drift(
+                              FRAUD_MODEL, FRAUD_FEATURE_NAMES, x))
         return out
 
     # --------------------------------------------------------------------------------------- personalization
@@ -177,7 +183,7 @@ class Scorer:
         if not items:
             return []
         start = time.perf_counter()
-        route = self._registry.route(PERSONALIZATION_MODEL)
+        route = self._route(PERSONALIZATION_MODEL)
         keys = [(i.event.user_id, i.event.item_id, i.ts) for i in items]
         states, degraded = await self._fetch(self._store.fetch_personalization_states, keys,
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
@@ -189,6 +195,8 @@ class Scorer:
         groups = route.assign([i.event.user_id for i in items])
         t_model = time.perf_counter()
         scores, served = predict_routed(groups, x)
+        if not degraded:
+            self._observe_drift(PERSONALIZATION_MODEL, PERSONALIZATION_FEATURE_NAMES, groups, x, scores)
         t_done = time.perf_counter()
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
@@ -228,7 +236,8 @@ class Scorer:
             score_shadows(route, x, event_ids=[i.event_id for i in items],
                           event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
                           served_actions=tiers, action=_relevance_tier, scored_at=scored_at,
-                          metrics=self._metrics, out=shadow)
+                          metrics=self._metrics, out=shadow, drift=None if degraded else self._shadow_drift(
+                              PERSONALIZATION_MODEL, PERSONALIZATION_FEATURE_NAMES, x))
         return out
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
@@ -236,6 +245,28 @@ class Scorer:
         return int(await self._apply(self._store.apply_labels, updates))
 
     # --------------------------------------------------------------------------------------------- internals
+    def _route(self, name: str) -> ModelRoute:
+        route = self._registry.route(name)
+        if self._drift is not None and self._routes_seen.get(name) is not route:  # a swap: drop retired gauges
+            self._routes_seen[name] = route
+            self._drift.retain(name, [m.version for _, m in route.models()])
+        return route
+
+    def _observe_drift(self, name: str, features: Sequence[str], groups: Groups, x: np.ndarray,
+                       scores: np.ndarray) -> None:
+        if self._drift is None:
+            return
+        for model, rows in groups:
+            index = rows_of(rows, len(x))
+            self._drift.observe(name, model.metadata, features, x[index], scores[index])
+
+    def _shadow_drift(self, name: str, features: Sequence[str],
+                      x: np.ndarray) -> Callable[[Model, np.ndarray], None] | None:
+        drift = self._drift
+        if drift is None:
+            return None
+        return lambda model, scores: drift.observe(name, model.metadata, features, x, scores)
+
     def _record(self, model: str, groups: Groups, scores: np.ndarray, outcomes: Counter[tuple[str, str]],
                 missing: Counter[str]) -> None:
         """Metrics once per batch, not per event (label lookups are the expensive part)."""

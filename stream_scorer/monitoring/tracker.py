@@ -31,6 +31,7 @@ class DriftTracker:
         self._clock = clock
         self._next_publish = float("-inf")
         self._monitors: dict[tuple[str, str], DriftMonitor] = {}
+        self._serving: dict[str, frozenset[str]] = {}
 
     def observe(self, model_name: str, metadata: ModelMetadata, feature_names: Sequence[str], x: np.ndarray,
                 scores: np.ndarray) -> None:
@@ -38,6 +39,9 @@ class DriftTracker:
         key = (model_name, metadata.version)
         monitor = self._monitors.get(key)
         if monitor is None:
+            serving = self._serving.get(model_name)
+            if serving is not None and metadata.version not in serving:
+                return  # a batch that started before a swap: that version's gauges are gone for good
             monitor = self._monitors[key] = DriftMonitor(metadata.raw, feature_names, window=self._window,
                                                           min_rows=self._min_rows,
                                                           top_features=self._top_features)
@@ -58,6 +62,13 @@ class DriftTracker:
             for feature, value in report.features.items():
                 m.feature_psi.labels(model, version, feature).set(value)
         self._next_publish = self._clock() + self._interval
+
+    def retain(self, model_name: str, versions: Sequence[str]) -> None:
+        """The versions of a model that serve now (after a swap); every other version is forgotten."""
+        self._serving[model_name] = frozenset(versions)
+        for name, version in list(self._monitors):
+            if name == model_name and version not in versions:
+                self.forget(name, version)
 
     def forget(self, model_name: str, version: str) -> None:
         """Drop a version (swapped out) and its gauges, so that no stale value stays exported."""
