@@ -100,8 +100,23 @@ def _without_timing(decision: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in decision.items() if k not in TIMING_FIELDS}
 
 
+def _flush(settings: Settings) -> None:
+    """Empty the test database: other tests' events leave merchant and MCC counters (the default merchant's
+    too) that would give a fresh card a feature freshness."""
+
+    async def flush() -> None:
+        redis = aioredis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db)
+        try:
+            await redis.flushdb()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(flush())
+
+
 def test_sync_client_covers_every_endpoint(api_process: RunningAPI) -> None:
     card = _fresh_card()
+    _flush(api_process.settings)
     _write_burst(api_process.settings, card)
     with ScoringClient(api_process.base_url) as client:
         fraud = client.score_fraud(card_id=card, transaction_amount=2.0, country_code="US")

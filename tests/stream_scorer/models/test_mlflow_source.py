@@ -131,3 +131,30 @@ def test_importing_the_serving_and_training_code_does_not_import_mlflow() -> Non
     code = ("import sys, stream_scorer.models.mlflow_source, training.mlflow_log, training.cli, http_api.app; "
             "sys.exit('mlflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_routing_entry_can_name_an_mlflow_alias(mlflow_uri: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_scorer.bootstrap import MODEL_FEATURES
+    from stream_scorer.models import admin
+    from stream_scorer.models.registry import ModelRegistry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    model_dir = tmp_path / "models"
+    log_training_run(write_xgboost_artifact(tmp_path / "trained", "fraud", "v7", seed=3), tracking_uri=mlflow_uri,
+                     alias="champion")
+    write_xgboost_artifact(model_dir, "fraud", "v1")
+    registry = ModelRegistry(model_dir, expected_features=MODEL_FEATURES)
+    registry.refresh("fraud")
+    admin.promote(registry, "fraud", "models:/fraud/champion")
+    registry.refresh("fraud")
+    assert registry.get("fraud").version == "v7"
+    assert (model_dir / ".mlflow-cache" / "fraud" / "1" / "metadata.json").is_file()
+    log_training_run(write_xgboost_artifact(tmp_path / "trained", "fraud", "v8", seed=4), tracking_uri=mlflow_uri,
+                     alias="champion")
+    assert registry.refresh("fraud") is False  # the routing file did not change: aliases resolve on reload
+    assert registry.refresh("fraud", force=True) is True
+    assert registry.get("fraud").version == "v8"
+    with pytest.raises(Exception, match="nope"):
+        admin.promote(registry, "fraud", "models:/fraud/nope")
+    assert registry.get("fraud").version == "v8"
