@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from http_api.deps import Coalescers
 from http_api.errors import install_error_handlers
+from http_api.hot_routes import HotRoutes, ScoringApp
 from http_api.middleware import RequestContextMiddleware
 from http_api.rate_limit import RateLimiter
 from http_api.routes import admin, health, models, score
@@ -33,17 +36,21 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
             yield
 
     metrics = Metrics(registry)
-    app = FastAPI(title="stream-scorer", version=__version__, lifespan=lifespan,
+    app = ScoringApp(title="stream-scorer", version=__version__, lifespan=lifespan,
                   description="Real-time fraud and personalization scoring; the same core scores the Kafka "
                               "stream.")
     api = settings.api
+    cors: dict[str, Any] | None = None
     if api.cors_origins:
-        origins = [o.strip() for o in api.cors_origins.split(",") if o.strip()]
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "X-Request-ID", "X-API-Key", "X-Admin-Key", "Authorization"],
-                           expose_headers=["X-Request-ID", "Server-Timing"])
+        cors = {"allow_origins": [o.strip() for o in api.cors_origins.split(",") if o.strip()],
+                "allow_methods": ["GET", "POST"],
+                "allow_headers": ["Content-Type", "X-Request-ID", "X-API-Key", "X-Admin-Key", "Authorization"],
+                "expose_headers": ["X-Request-ID", "Server-Timing"]}
+        app.add_middleware(CORSMiddleware, **cors)
     limiter = RateLimiter(api.rate_limit_per_sec, api.rate_limit_burst) if api.rate_limit_per_sec > 0 else None
     app.add_middleware(RequestContextMiddleware, metrics=metrics, limiter=limiter)
+    hot: ASGIApp = RequestContextMiddleware(HotRoutes(app, metrics), metrics=metrics, limiter=limiter)
+    app.hot = CORSMiddleware(hot, **cors) if cors else hot
     install_error_handlers(app)
     app.include_router(score.router)
     app.include_router(health.router)

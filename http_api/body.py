@@ -24,10 +24,19 @@ class BodyTooLarge(ScoringError):
 
 
 async def parse_body(request: Request, schema: type[M], max_bytes: int) -> M:
-    declared = request.headers.get("content-length")
+    check_declared_size(request.headers.get("content-length"), max_bytes)
+    raw = await request.body()
+    return validate_body(raw, schema, max_bytes)
+
+
+def check_declared_size(declared: str | None, max_bytes: int) -> None:
+    """Refuse before reading when ``Content-Length`` already says too much."""
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"request body is {declared} bytes, the maximum is {max_bytes}", field="body")
-    raw = await request.body()
+
+
+def validate_body(raw: bytes, schema: type[M], max_bytes: int) -> M:
+    """The size limit, then pydantic-core straight from the bytes; errors located under ``body``."""
     if len(raw) > max_bytes:
         raise BodyTooLarge(f"request body is {len(raw)} bytes, the maximum is {max_bytes}", field="body")
     try:

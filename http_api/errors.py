@@ -21,23 +21,44 @@ def _field(loc: tuple[str | int, ...] | list[str | int]) -> str:
     return ".".join(parts) if parts else "body"
 
 
+ErrorReply = tuple[int, dict[str, object], dict[str, str] | None]
+"""Status, JSON body and extra headers of an error response."""
+
+
+def scoring_error_reply(exc: ScoringError, path: str, metrics: Metrics) -> ErrorReply:
+    metrics.errors.labels(exc.code, path).inc()
+    return exc.status_code, exc.to_dict(), {"Retry-After": "1"} if exc.retryable else None
+
+
+def validation_error_reply(exc: RequestValidationError, path: str, metrics: Metrics) -> ErrorReply:
+    errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+    metrics.errors.labels("validation_error", path).inc()
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    return 422, {"error": "validation_error", "message": f"{first['field']}: {first['message']}",
+                 "field": first["field"], "errors": errors}, None
+
+
+def unexpected_error_reply(exc: Exception, path: str, metrics: Metrics) -> ErrorReply:
+    log.exception("unhandled error", extra={"path": path})
+    metrics.errors.labels(type(exc).__name__, path).inc()
+    return 500, {"error": "internal_error", "message": "internal error"}, None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def metrics(request: Request) -> Metrics:
         return request.app.state.services.metrics
 
+    def respond(reply: ErrorReply) -> Response:
+        status, body, headers = reply
+        return JSONBytes(body, status_code=status, headers=headers)
+
     @app.exception_handler(ScoringError)
     async def scoring_error(request: Request, exc: ScoringError) -> Response:
-        metrics(request).errors.labels(exc.code, request.url.path).inc()
-        headers = {"Retry-After": "1"} if exc.retryable else None
-        return JSONBytes(exc.to_dict(), status_code=exc.status_code, headers=headers)
+        return respond(scoring_error_reply(exc, request.url.path, metrics(request)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
-        metrics(request).errors.labels("validation_error", request.url.path).inc()
-        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        return JSONBytes({"error": "validation_error", "message": f"{first['field']}: {first['message']}",
-                          "field": first["field"], "errors": errors}, status_code=422)
+        return respond(validation_error_reply(exc, request.url.path, metrics(request)))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -46,6 +67,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        metrics(request).errors.labels(type(exc).__name__, request.url.path).inc()
-        return JSONBytes({"error": "internal_error", "message": "internal error"}, status_code=500)
+        return respond(unexpected_error_reply(exc, request.url.path, metrics(request)))

@@ -9,24 +9,25 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
-from http_api.body import openapi_body, parse_body
-from http_api.deps import CoalescersDep, ScorerDep, ServicesDep
+from http_api.body import check_declared_size, openapi_body, parse_body
+from http_api.deps import Coalescers, CoalescersDep, ScorerDep, ServicesDep
+from http_api.hot_routes import MAX_EVENT_BYTES, score_event, server_timing
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.scorer import Timings, identify_session_event, identify_transaction, new_event_id
+from stream_scorer.core.scorer import identify_session_event, identify_transaction, new_event_id
 from stream_scorer.errors import BatchTooLarge
 
 router = APIRouter(tags=["scoring"])
 
 MAX_BATCH_SIZE = 1000
-MAX_EVENT_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
-def _json(model: BaseModel, timings: Timings) -> Response:
-    server_timing = ", ".join(f"{stage};dur={ms:.3f}" for stage, ms in timings.items())
-    return Response(model.model_dump_json(), media_type="application/json", headers={"Server-Timing": server_timing})
+async def _scored(request: Request, coalescers: Coalescers) -> Response:
+    check_declared_size(request.headers.get("content-length"), MAX_EVENT_BYTES)
+    body, timings = await score_event(request.url.path, await request.body(), coalescers)
+    return Response(body, media_type="application/json", headers={"Server-Timing": server_timing(timings)})
 
 
 @router.post("/score/fraud", response_model=FraudDecision, openapi_extra=openapi_body(TransactionEvent, {
@@ -35,10 +36,10 @@ def _json(model: BaseModel, timings: Timings) -> Response:
              "mcc_code": "5411", "country_code": "US", "transaction_id": "tx-0001"},
 }))
 async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
-    """Score one card transaction as of now (or its ``timestamp``) against the card's live features."""
-    body = await parse_body(request, TransactionEvent, MAX_EVENT_BYTES)
-    decision, timings = await coalescers.fraud.submit(identify_transaction(body, new_event_id, time.time()))
-    return _json(decision, timings)
+    """Score one card transaction as of now (or its ``timestamp``) against the card's live features.
+
+    Served by ``http_api.hot_routes`` (plain ASGI in front of FastAPI) with this same behaviour."""
+    return await _scored(request, coalescers)
 
 
 @router.post("/score/personalization", response_model=PersonalizationDecision,
@@ -47,10 +48,7 @@ async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
                  "item_price": 299.99, "session_id": "session_abc123"}}))
 async def score_personalization(request: Request, coalescers: CoalescersDep) -> Response:
     """How relevant an item is to a user right now, with the user's segment and session signals."""
-    body = await parse_body(request, SessionEvent, MAX_EVENT_BYTES)
-    decision, timings = await coalescers.personalization.submit(
-        identify_session_event(body, new_event_id, time.time()))
-    return _json(decision, timings)
+    return await _scored(request, coalescers)
 
 
 class BatchRequest(BaseModel):
