@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,25 @@ RecommendedAction = Literal["approve", "review", "decline"]
 
 TIMING_FIELDS = frozenset({"latency_ms", "scored_at", "feature_freshness_sec"})
 """Fields that depend on when a decision was computed; everything else is deterministic per event and model."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """A model from values the scoring core computed itself (no validation), with every field given.
+
+    ``model_construct`` costs ~6 us in Python (defaults, aliases, extras); setting the instance state directly is
+    ~1.5 us, and the scorer builds one decision per event. Equal to ``model_construct`` (tested); with any field
+    missing it falls back to it."""
+    if len(values) != len(cls.model_fields):
+        return cls.model_construct(**values)
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class FraudDecision(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from schemas.decisions import ShadowScore
+from schemas.decisions import ShadowScore, trusted
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import Model
 from stream_scorer.models.registry import ModelRoute
@@ -62,11 +62,11 @@ def score_shadows(route: ModelRoute, x: np.ndarray, *, event_ids: Sequence[str],
             shadow_action = action(shadow, score)
             agree += shadow_action == served_actions[row]
             if out is not None:
-                records.append(ShadowScore.model_construct(
+                records.append(trusted(ShadowScore, dict(
                     model=name, event_id=event_ids[row], event_timestamp=event_times[row],
                     served_version=served[row].version, served_score=round(float(served_scores[row]), 6),
                     served_action=served_actions[row], shadow_version=shadow.version, shadow_score=round(score, 6),
-                    shadow_action=shadow_action, scored_at=scored_at))
+                    shadow_action=shadow_action, scored_at=scored_at)))
         if out is not None:
             out.extend(records)
         hist = metrics.prediction_scores.labels(name, shadow.version)

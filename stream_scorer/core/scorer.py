@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore
+from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore, trusted
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
 from stream_scorer.core.explain import fraud_explanation, top_factors
@@ -153,7 +153,7 @@ class Scorer:
             risk, action = d.fraud_action(score, model.metadata.thresholds)
             factors = top_factors(FRAUD_FEATURE_NAMES, contributions[row])
             missing = [] if degraded else missing_fraud_features(item.ts, state)
-            out.append(FraudDecision.model_construct(
+            out.append(trusted(FraudDecision, dict(
                 fraud_score=score, risk_level=risk, confidence=d.confidence(score),
                 recommended_action=action,
                 explanation=fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, x[row], factors),
@@ -163,7 +163,7 @@ class Scorer:
                 decision_id=d.decision_id(item.event_id, FRAUD_MODEL, model.version),
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, degraded=degraded,
-            ))
+            )))
             actions[model.version, action] += 1
             served_actions.append(action)
             missing_counts.update(missing)
@@ -218,7 +218,7 @@ class Scorer:
             segment = d.user_segment(features)
             missing = (list(PERSONALIZATION_FEATURE_NAMES[2:]) if degraded
                        else missing_personalization_features(item.ts, item.event.session_id, state))
-            out.append(PersonalizationDecision.model_construct(
+            out.append(trusted(PersonalizationDecision, dict(
                 relevance_score=relevance, conversion_probability=round(score, 6),
                 engagement_score=d.engagement(features), user_segment=segment,
                 behavioral_signals=d.behavioral_signals(features),
@@ -227,7 +227,7 @@ class Scorer:
                 decision_id=d.decision_id(item.event_id, PERSONALIZATION_MODEL, model.version),
                 event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
                 features_missing=missing, degraded=degraded,
-            ))
+            )))
             segments[model.version, segment] += 1
             tiers.append(d.relevance_tier(relevance))
             missing_counts.update(missing)
