@@ -168,12 +168,8 @@ class Scorer:
             served_actions.append(action)
             missing_counts.update(missing)
         self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)
-        if route.shadows:
-            score_shadows(route, x, event_ids=[i.event_id for i in items],
-                          event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
-                          served_actions=served_actions, action=_fraud_action, scored_at=scored_at,
-                          metrics=self._metrics, out=shadow, drift=None if degraded else self._shadow_drift(
-                              FRAUD_MODEL, FRAUD_FEATURE_NAMES, x))
+        self._shadows(FRAUD_MODEL, route, x, items, out, served, scores, served_actions, _fraud_action,
+                      scored_at, shadow, degraded)
         return out
 
     # --------------------------------------------------------------------------------------- personalization
@@ -232,12 +228,8 @@ class Scorer:
             tiers.append(d.relevance_tier(relevance))
             missing_counts.update(missing)
         self._record(PERSONALIZATION_MODEL, groups, scores, segments, missing_counts)
-        if route.shadows:
-            score_shadows(route, x, event_ids=[i.event_id for i in items],
-                          event_times=[o.event_timestamp for o in out], served=served, served_scores=scores,
-                          served_actions=tiers, action=_relevance_tier, scored_at=scored_at,
-                          metrics=self._metrics, out=shadow, drift=None if degraded else self._shadow_drift(
-                              PERSONALIZATION_MODEL, PERSONALIZATION_FEATURE_NAMES, x))
+        self._shadows(PERSONALIZATION_MODEL, route, x, items, out, served, scores, tiers, _relevance_tier,
+                      scored_at, shadow, degraded)
         return out
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
@@ -260,12 +252,22 @@ class Scorer:
             index = rows_of(rows, len(x))
             self._drift.observe(name, model.metadata, features, x[index], scores[index])
 
-    def _shadow_drift(self, name: str, features: Sequence[str],
-                      x: np.ndarray) -> Callable[[Model, np.ndarray], None] | None:
+    def _shadows(self, name: str, route: ModelRoute, x: np.ndarray, items: Sequence[Identified[Any]],
+                 out: Sequence[FraudDecision] | Sequence[PersonalizationDecision], served: Sequence[Model],
+                 scores: np.ndarray, actions: Sequence[str], action: Callable[[Model, float], str],
+                 scored_at: datetime, shadow: list[ShadowScore] | None, degraded: bool) -> None:
+        if not route.shadows:
+            return
         drift = self._drift
-        if drift is None:
-            return None
-        return lambda model, scores: drift.observe(name, model.metadata, features, x, scores)
+        features = FRAUD_FEATURE_NAMES if name == FRAUD_MODEL else PERSONALIZATION_FEATURE_NAMES
+
+        def observe(model: Model, shadow_scores: np.ndarray) -> None:
+            if drift is not None and not degraded:
+                drift.observe(name, model.metadata, features, x, shadow_scores)
+
+        score_shadows(route, x, event_ids=[i.event_id for i in items], event_times=[o.event_timestamp for o in out],
+                      served=served, served_scores=scores, served_actions=actions, action=action,
+                      scored_at=scored_at, metrics=self._metrics, out=shadow, drift=observe)
 
     def _record(self, model: str, groups: Groups, scores: np.ndarray, outcomes: Counter[tuple[str, str]],
                 missing: Counter[str]) -> None:
