@@ -32,8 +32,11 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with build_services(settings, registry=registry, metrics=metrics) as services:
             app.state.services = services
-            app.state.coalescers = Coalescers.build(services)
-            yield
+            app.state.coalescers = coalescers = Coalescers.build(services)
+            try:
+                yield
+            finally:
+                await coalescers.aclose()  # in-flight batches finish before Redis is closed
 
     metrics = Metrics(registry)
     app = ScoringApp(title="stream-scorer", version=__version__, lifespan=lifespan,

@@ -35,6 +35,14 @@ class Coalescer(Generic[I, O]):
             loop.call_soon(self._flush)
         return await future
 
+    async def aclose(self) -> None:
+        """Wait for the batches in flight (at shutdown, before the clients they use are closed)."""
+        while self._pending or self._running:
+            if self._pending and not self._flush_scheduled:
+                self._flush()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            await asyncio.sleep(0)
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []

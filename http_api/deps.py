@@ -50,6 +50,10 @@ class Coalescers:
 
         return cls(Coalescer(fraud), Coalescer(personalization))
 
+    async def aclose(self) -> None:
+        await self.fraud.aclose()
+        await self.personalization.aclose()
+
 
 async def get_coalescers(request: Request) -> Coalescers:
     coalescers: Coalescers = request.app.state.coalescers

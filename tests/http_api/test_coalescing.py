@@ -199,3 +199,18 @@ async def test_a_batch_call_breaking_its_contract_fails_the_waiters_instead_of_h
     except TimeoutError:
         pytest.fail("waiters still pending 1 s after their batch call returned (see http_api/coalescer.py _run)")
     assert all(isinstance(r, Exception) for r in results), results
+
+
+async def test_aclose_waits_for_the_batches_in_flight_even_when_their_clients_left() -> None:
+    hold = asyncio.Event()
+    call = _RecordingCall(hold=hold)
+    coalescer: Coalescer[int, str] = Coalescer(call)
+    waiter = asyncio.create_task(coalescer.submit(1))
+    await asyncio.wait_for(call.entered.wait(), 5)
+    waiter.cancel()  # the client went away; its batch still holds a feature-store connection
+    closing = asyncio.create_task(coalescer.aclose())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # shutdown waits for the batch instead of abandoning it
+    hold.set()
+    await asyncio.wait_for(closing, 5)
+    assert call.batches == [[1]]
