@@ -178,10 +178,12 @@ def main() -> int:
         wait_ready("http://127.0.0.1:18081/docs", procs[1])
         fraud = FRAUD_LUA % {"cards": args.cards}
         rows: list[tuple[str, dict[str, float], dict[str, float]]] = []
+        # the naive app is measured before and after ours; the ratio uses its better run (it varied most)
         for name, url, script in (
             ("naive baseline /score/fraud", "http://127.0.0.1:18081", fraud),
             ("/score/fraud", "http://127.0.0.1:18080", fraud),
             ("/score/personalization", "http://127.0.0.1:18080", PERSONALIZATION_LUA % {"users": args.users}),
+            ("naive baseline, again", "http://127.0.0.1:18081", fraud),
         ):
             wrk(url, script, 32, 2)  # warm-up
             rows.append((name, wrk(url, script, 32, args.duration), wrk(url, script, 4, args.duration)))
@@ -200,8 +202,8 @@ def main() -> int:
     for name, c32, c4 in rows:
         print(f"{name:34} {c32['rps']:>10,.0f} {c4['p50_ms']:>7.2f}ms {c4['p99_ms']:>7.2f}ms "
               f"{c32['errors'] + c4['errors']:>8,.0f}")
-    naive_rps = rows[0][1]["rps"]
-    print(f"\n/score/fraud throughput vs naive baseline: {rows[1][1]['rps'] / naive_rps:.2f}x "
+    naive_rps = max(rows[0][1]["rps"], rows[3][1]["rps"])
+    print(f"\n/score/fraud throughput vs naive baseline's better run: {rows[1][1]['rps'] / naive_rps:.2f}x "
           f"(features from windows + model + explanation vs one HGETALL + one inplace_predict)")
     print(f"/score/batch ({args.batch_rows} rows per request, 4 connections): "
           f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms")
