@@ -99,12 +99,18 @@ def record_started(service: str, pid: int, addr: str) -> None:
     addr_file(service).write_text(addr + "\n")
 
 
+_DETACHED: list[subprocess.Popen] = []
+"""Services outlive the process that started them (a test session starting the stack on demand): their Popen
+objects are kept for the process's lifetime, so none is collected while its service runs (a ResourceWarning,
+which pytest turns into an error)."""
+
+
 def spawn(cmd: list[str], log_path: Path, cwd: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if log_path.exists() and log_path.stat().st_size > 0:
         os.replace(log_path, log_path.with_name(log_path.name + ".1"))
     with open(log_path, "ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             cmd,
             cwd=str(cwd),
             stdin=subprocess.DEVNULL,
@@ -113,6 +119,8 @@ def spawn(cmd: list[str], log_path: Path, cwd: Path) -> subprocess.Popen:
             start_new_session=True,
             close_fds=True,
         )
+    _DETACHED.append(proc)
+    return proc
 
 
 def tail(path: Path, n: int = 40) -> str:
