@@ -36,10 +36,13 @@ _PHRASES: dict[str, str] = {
 }
 
 
-def top_factors(names: Sequence[str], contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[int]:
-    """Indices of the features pushing the score up the most, largest first."""
-    order = np.argsort(-contributions, kind="stable")[:limit]
-    return [int(i) for i in order if contributions[i] >= MIN_CONTRIBUTION]
+def top_factors(contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[list[int]]:
+    """Per row of a ``(rows, features)`` matrix, the indices of the features pushing the score up the most,
+    largest first (ties by feature order); one sort for the whole batch."""
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
+    keep = np.take_along_axis(contributions, order, axis=1) >= MIN_CONTRIBUTION
+    return [[i for i, k in zip(row, kept, strict=True) if k] for row, kept in zip(order.tolist(), keep.tolist(),
+                                                                               strict=True)]
 
 
 def describe(name: str, value: float) -> str:

@@ -146,12 +146,13 @@ class Scorer:
         actions: Counter[tuple[str, str]] = Counter()
         missing_counts: Counter[str] = Counter()
         served_actions: list[str] = []
+        factors_of = top_factors(contributions)
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
             model = served[row]
             score = round(float(scores[row]), 6)  # the action follows the score the decision shows
             risk, action = d.fraud_action(score, model.metadata.thresholds)
-            factors = top_factors(FRAUD_FEATURE_NAMES, contributions[row])
+            factors = factors_of[row]
             missing = [] if degraded else missing_fraud_features(item.ts, state)
             out.append(trusted(FraudDecision, dict(
                 fraud_score=score, risk_level=risk, confidence=d.confidence(score),
