@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from stream_scorer.config import Settings
 from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
-from stream_scorer.core.features import FRAUD_FEATURE_NAMES, PERSONALIZATION_FEATURE_NAMES
+from stream_scorer.core.features import FRAUD_FEATURE_NAMES, NOT_DRIFT_MONITORED, PERSONALIZATION_FEATURE_NAMES
 from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ModelLoadError
@@ -68,7 +68,8 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
                                        use_onnx=settings.use_onnx, explain_method=settings.explain_method,
                                        metrics=metrics)
         load_models(model_registry, models)
-        drift = DriftTracker(metrics, window=settings.drift_window, min_rows=settings.drift_min_rows)
+        drift = DriftTracker(metrics, window=settings.drift_window, min_rows=settings.drift_min_rows,
+                             exclude=NOT_DRIFT_MONITORED)
         scorer = Scorer(store, model_registry, metrics, drift=drift)
         async with ModelWatcher(model_registry, models, settings.model_reload_interval) as watcher:
             yield Services(settings, redis, store, model_registry, metrics, scorer, watcher)

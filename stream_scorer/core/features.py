@@ -44,6 +44,9 @@ class FeatureSpec:
     entity: Entity
     default: float
     description: str
+    drift_monitored: bool = True
+    """False for calendar features: over the minutes a drift window covers, their distribution is degenerate
+    (one hour, one weekday), so their PSI against a training period of weeks says nothing."""
 
 
 def _by_time(event: CardTx | UserEvent) -> tuple[float, str]:
@@ -115,9 +118,9 @@ class FraudState:
 # -------------------------------------------------------------------------------------------- fraud definitions
 FRAUD_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("amount", "event", 0.0, "Transaction amount."),
-    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the transaction, fractional."),
-    FeatureSpec("is_night", "event", 0.0, "1 between 00:00 and 06:00 UTC."),
-    FeatureSpec("is_weekend", "event", 0.0, "1 on Saturday or Sunday (UTC)."),
+    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the transaction, fractional.", drift_monitored=False),
+    FeatureSpec("is_night", "event", 0.0, "1 between 00:00 and 06:00 UTC.", drift_monitored=False),
+    FeatureSpec("is_weekend", "event", 0.0, "1 on Saturday or Sunday (UTC).", drift_monitored=False),
     FeatureSpec("card_tx_count_1h", "card", 0.0, "Card's transactions in the previous hour."),
     FeatureSpec("card_tx_count_24h", "card", 0.0, "Card's transactions in the previous 24 hours."),
     FeatureSpec("card_tx_count_7d", "card", 0.0, "Card's transactions in the previous 7 days."),
@@ -273,7 +276,7 @@ class PersonalizationState:
 
 PERSONALIZATION_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("item_price", "event", 0.0, "Price of the item."),
-    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the event, fractional."),
+    FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the event, fractional.", drift_monitored=False),
     FeatureSpec("user_events_14d", "user", 0.0, "User's session events in the previous 14 days."),
     FeatureSpec("user_views_14d", "user", 0.0, "User's item views in 14 days."),
     FeatureSpec("user_carts_14d", "user", 0.0, "User's cart adds in 14 days."),
@@ -299,6 +302,8 @@ PERSONALIZATION_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("session_duration_sec", "session", 0.0, "Seconds since the session's first event."),
 )
 PERSONALIZATION_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in PERSONALIZATION_FEATURES)
+NOT_DRIFT_MONITORED: frozenset[str] = frozenset(f.name for f in (*FRAUD_FEATURES, *PERSONALIZATION_FEATURES)
+                                                if not f.drift_monitored)
 PERSONALIZATION_DEFAULTS: dict[str, float] = {f.name: f.default for f in PERSONALIZATION_FEATURES}
 _USER_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "user")
 _SESSION_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,18 +72,18 @@ def _baseline(entry: object, edges_key: str, what: str) -> _Baseline | None:
 
 
 def monitored_features(raw: Mapping[str, Any], feature_names: Sequence[str],
-                       top_features: int = DEFAULT_TOP_FEATURES) -> list[str]:
+                       top_features: int = DEFAULT_TOP_FEATURES, exclude: Collection[str] = ()) -> list[str]:
     """The ``top_features`` most important served features with a usable baseline (by ``feature_importance`` in
     the metadata); without importance, every served feature with a usable baseline, in serving order."""
-    return list(_feature_baselines(raw, feature_names, top_features))
+    return list(_feature_baselines(raw, feature_names, top_features, exclude))
 
 
 def _feature_baselines(raw: Mapping[str, Any], feature_names: Sequence[str],
-                       top_features: int) -> dict[str, _Baseline]:
+                       top_features: int, exclude: Collection[str] = ()) -> dict[str, _Baseline]:
     baselines = raw.get("feature_baseline")
     if not isinstance(baselines, Mapping):
         return {}
-    names = list(feature_names)
+    names = [name for name in feature_names if name not in exclude]
     importance = raw.get("feature_importance")
     limit = len(names)
     if isinstance(importance, Mapping) and importance:
@@ -111,13 +111,14 @@ class DriftMonitor:
     """
 
     def __init__(self, raw: Mapping[str, Any], feature_names: Sequence[str], *, window: int = DEFAULT_WINDOW,
-                 min_rows: int = DEFAULT_MIN_ROWS, top_features: int = DEFAULT_TOP_FEATURES) -> None:
+                 min_rows: int = DEFAULT_MIN_ROWS, top_features: int = DEFAULT_TOP_FEATURES,
+                 exclude: Collection[str] = ()) -> None:
         if window < 1 or min_rows < 1:
             raise ValueError(f"window ({window}) and min_rows ({min_rows}) must be at least 1")
         self.window = window
         self.min_rows = min_rows
         score = _baseline(raw.get("score_baseline"), "decile_edges", "score")
-        features = _feature_baselines(raw, feature_names, top_features)
+        features = _feature_baselines(raw, feature_names, top_features, exclude)
         self.has_score = score is not None
         self.features = tuple(features)
         self._n_inputs = len(feature_names)

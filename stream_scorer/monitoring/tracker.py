@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 
 import numpy as np
@@ -22,11 +22,12 @@ class DriftTracker:
 
     def __init__(self, metrics: Metrics, *, window: int = DEFAULT_WINDOW, min_rows: int = DEFAULT_MIN_ROWS,
                  publish_interval: float = 1.0, top_features: int = DEFAULT_TOP_FEATURES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, exclude: Collection[str] = ()) -> None:
         self._metrics = metrics
         self._window = window
         self._min_rows = min_rows
         self._top_features = top_features
+        self._exclude = frozenset(exclude)
         self._interval = publish_interval
         self._clock = clock
         self._next_publish = float("-inf")
@@ -44,7 +45,8 @@ class DriftTracker:
                 return  # a batch that started before a swap: that version's gauges are gone for good
             monitor = self._monitors[key] = DriftMonitor(metadata.raw, feature_names, window=self._window,
                                                           min_rows=self._min_rows,
-                                                          top_features=self._top_features)
+                                                          top_features=self._top_features,
+                                                          exclude=self._exclude)
         monitor.observe(x, scores)
         if self._clock() >= self._next_publish:
             self.publish()

@@ -253,3 +253,16 @@ def test_metadata_without_baselines_publishes_nothing(tmp_path: Path) -> None:
     names = {s.name for family in metrics.registry.collect() for s in family.samples}
     assert not names & {"model_score_psi", "model_feature_psi", "model_drift_window_rows"}
     tracker.forget("fraud", "v1")
+
+
+def test_excluded_features_are_never_monitored() -> None:
+    from stream_scorer.core.features import FRAUD_FEATURE_NAMES, NOT_DRIFT_MONITORED
+    from stream_scorer.monitoring import monitored_features
+
+    rng = np.random.default_rng(3)
+    x = rng.gamma(2.0, 3.0, size=(2000, len(FRAUD_FEATURE_NAMES)))
+    raw = {"feature_baseline": feature_baseline(x, FRAUD_FEATURE_NAMES)}
+    assert {"hour_of_day", "is_night", "is_weekend"} <= NOT_DRIFT_MONITORED
+    everything = monitored_features(raw, FRAUD_FEATURE_NAMES)
+    kept = monitored_features(raw, FRAUD_FEATURE_NAMES, exclude=NOT_DRIFT_MONITORED)
+    assert "hour_of_day" in everything and kept == [n for n in everything if n not in NOT_DRIFT_MONITORED]
