@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI
@@ -28,12 +28,13 @@ from stream_scorer.errors import ScoringError
 from stream_scorer.metrics import Metrics
 
 MAX_EVENT_BYTES = 16 * 1024
-HOT_PATHS = ("/score/fraud", "/score/personalization")
+Kind = Literal["fraud", "personalization"]
+HOT_PATHS: dict[str, Kind] = {"/score/fraud": "fraud", "/score/personalization": "personalization"}
 
 
-async def score_event(path: str, raw: bytes, coalescers: Coalescers) -> tuple[bytes, Timings]:
+async def score_event(kind: Kind, raw: bytes, coalescers: Coalescers) -> tuple[bytes, Timings]:
     """Validate one event from the body bytes, score it with its coalesced batch, and render the decision."""
-    if path == "/score/fraud":
+    if kind == "fraud":
         tx = validate_body(raw, TransactionEvent, MAX_EVENT_BYTES)
         decision: Any
         decision, timings = await coalescers.fraud.submit(identify_transaction(tx, new_event_id, time.time()))
@@ -70,7 +71,7 @@ class HotRoutes:
             raw = await _read_body(scope, receive)
             if raw is None:
                 return  # the client went away
-            body, timings = await score_event(path, raw, self._app.state.coalescers)
+            body, timings = await score_event(HOT_PATHS[path], raw, self._app.state.coalescers)
         except ScoringError as exc:
             await _send_error(send, scoring_error_reply(exc, path, self._metrics))
         except RequestValidationError as exc:

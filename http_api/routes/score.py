@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from http_api.body import check_declared_size, openapi_body, parse_body
 from http_api.deps import Coalescers, CoalescersDep, ScorerDep, ServicesDep
-from http_api.hot_routes import MAX_EVENT_BYTES, score_event, server_timing
+from http_api.hot_routes import MAX_EVENT_BYTES, Kind, score_event, server_timing
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
@@ -24,9 +24,9 @@ MAX_BATCH_SIZE = 1000
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
-async def _scored(request: Request, coalescers: Coalescers) -> Response:
+async def _scored(kind: Kind, request: Request, coalescers: Coalescers) -> Response:
     check_declared_size(request.headers.get("content-length"), MAX_EVENT_BYTES)
-    body, timings = await score_event(request.url.path, await request.body(), coalescers)
+    body, timings = await score_event(kind, await request.body(), coalescers)
     return Response(body, media_type="application/json", headers={"Server-Timing": server_timing(timings)})
 
 
@@ -39,7 +39,7 @@ async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
     """Score one card transaction as of now (or its ``timestamp``) against the card's live features.
 
     Served by ``http_api.hot_routes`` (plain ASGI in front of FastAPI) with this same behaviour."""
-    return await _scored(request, coalescers)
+    return await _scored("fraud", request, coalescers)
 
 
 @router.post("/score/personalization", response_model=PersonalizationDecision,
@@ -48,7 +48,7 @@ async def score_fraud(request: Request, coalescers: CoalescersDep) -> Response:
                  "item_price": 299.99, "session_id": "session_abc123"}}))
 async def score_personalization(request: Request, coalescers: CoalescersDep) -> Response:
     """How relevant an item is to a user right now, with the user's segment and session signals."""
-    return await _scored(request, coalescers)
+    return await _scored("personalization", request, coalescers)
 
 
 class BatchRequest(BaseModel):

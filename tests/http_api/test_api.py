@@ -174,3 +174,33 @@ async def test_rate_limit_per_client_answers_429_with_retry_after(settings: Sett
         preflight = await c.options("/score/fraud", headers={"origin": "https://shop.example",
                                                              "access-control-request-method": "POST"})
         assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+async def test_hot_path_and_fastapi_route_answer_alike(settings: Settings) -> None:
+    """The plain-ASGI hot path and the FastAPI route functions behind it give the same answers and errors."""
+    from schemas.decisions import TIMING_FIELDS
+    from tests.http_api.harness import in_process_api
+
+    body = {"card_id": "card_hot_path", "transaction_amount": 42.5, "transaction_id": "tx-hot",
+            "timestamp": "2026-01-01T12:00:00Z"}
+    bad = {"card_id": "card_hot_path", "transaction_amount": -1}
+    session = {"user_id": "user_hot", "item_id": "item_1", "event_id": "ev-hot", "timestamp": "2026-01-01T12:00:00Z"}
+    answers = []
+    async with in_process_api(settings) as (app, client):
+        for hot in (app.hot, None):
+            app.hot = hot  # type: ignore[attr-defined]
+            ok = await client.post("/score/fraud", json=body, headers={"X-Request-ID": "same-id"})
+            invalid = await client.post("/score/fraud", json=bad)
+            too_big = await client.post("/score/fraud", content=b"{" + b" " * 20_000 + b"}")
+            personal = await client.post("/score/personalization", json=session)
+            answers.append((ok, invalid, too_big, personal))
+    (hot_ok, hot_bad, hot_big, hot_p), (api_ok, api_bad, api_big, api_p) = answers
+    strip = lambda r: {k: v for k, v in r.json().items() if k not in TIMING_FIELDS}  # noqa: E731
+    assert hot_ok.status_code == api_ok.status_code == 200
+    assert strip(hot_ok) == strip(api_ok)
+    for r in (hot_ok, api_ok):
+        assert r.headers["x-request-id"] == "same-id" and "features;dur=" in r.headers["server-timing"]
+        assert r.headers["content-type"] == "application/json"
+    assert hot_bad.status_code == api_bad.status_code == 422 and hot_bad.json() == api_bad.json()
+    assert hot_big.status_code == api_big.status_code == 413 and hot_big.json() == api_big.json()
+    assert hot_p.status_code == api_p.status_code == 200 and strip(hot_p) == strip(api_p)
