@@ -44,6 +44,11 @@ def unexpected_error_reply(exc: Exception, path: str, metrics: Metrics) -> Error
     return 500, {"error": "internal_error", "message": "internal error"}, None
 
 
+def _endpoint(request: Request) -> str:
+    """The route template (``/models/{name}/reload``), never the raw path: a metric label must stay bounded."""
+    return getattr(request.scope.get("route"), "path", None) or "unmatched"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     def metrics(request: Request) -> Metrics:
         return request.app.state.services.metrics
@@ -54,11 +59,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ScoringError)
     async def scoring_error(request: Request, exc: ScoringError) -> Response:
-        return respond(scoring_error_reply(exc, request.url.path, metrics(request)))
+        return respond(scoring_error_reply(exc, _endpoint(request), metrics(request)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return respond(validation_error_reply(exc, request.url.path, metrics(request)))
+        return respond(validation_error_reply(exc, _endpoint(request), metrics(request)))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -67,4 +72,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        return respond(unexpected_error_reply(exc, request.url.path, metrics(request)))
+        return respond(unexpected_error_reply(exc, _endpoint(request), metrics(request)))

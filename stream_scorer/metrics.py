@@ -46,11 +46,15 @@ class Metrics:
         self.model_served = Gauge("model_served", "Models serving now, by role (champion, challenger, shadow); "
                                   "the value is the share of entities routed to it (0 for shadows).",
                                   ["model", "role", "version"], registry=r)
+        self.model_route_refused = Gauge("model_route_refused", "1 while the routing a model's files ask for "
+                                         "was refused (the previous route keeps serving; reason in /models).",
+                                         ["model"], registry=r)
         self.model_reloads = Counter("model_reloads_total", "Route refreshes that loaded a change, or were "
                                      "refused (the old route kept serving).", ["model", "outcome"], registry=r)
         self.shadow_predictions = Counter("shadow_predictions_total", "Shadow scores, by whether the shadow's "
-                                          "action equals the served decision's.", ["model", "version", "agreement"],
-                                          registry=r)
+                                          "action equals the served decision's (agree, disagree), or the shadow "
+                                          "failed (error; the decisions were served all the same).",
+                                          ["model", "version", "agreement"], registry=r)
         # stream
         self.stream_events = Counter("stream_events_total", "Consumed events by topic and outcome.",
                                      ["topic", "outcome"], registry=r)

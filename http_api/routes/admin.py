@@ -45,7 +45,8 @@ class PromoteBody(BaseModel):
 
 
 class TrafficBody(BaseModel):
-    version: str | None = Field(default=None, examples=["v3"])
+    version: str | None = Field(default=None, examples=["v3"], description="Default: the current challenger "
+                                                                          "(changes its share).")
     share: float = Field(ge=0, le=1, description="Share of entities (stable per card or user); 0 removes the "
                                                  "challenger.", examples=[0.1])
 
@@ -61,13 +62,15 @@ async def _optional_body(request: Request, schema: type[Any]) -> Any:
 
 
 async def _applied(services: Services, name: str, routing: Routing) -> Response:
-    """Reload here at once and report what serves now (the edit itself was already checked)."""
+    """Reload here at once and report what serves now. The edit was checked and written (every process applies
+    it); a route that still cannot load (e.g. another entry's folder was deleted) is reported, not hidden."""
+    error = None
     try:
         await services.watcher.reload(name)
-    except ModelLoadError as exc:  # e.g. a version deleted between the check and the reload
-        raise ModelRefused(str(exc)) from None
-    return JSONBytes({"model": name, "routing": routing.to_json(),
-                      "serving": services.models.route(name).describe()})
+    except ModelLoadError as exc:
+        error = str(exc)
+    serving = services.models.route(name).describe() if name in services.models.loaded() else None
+    return JSONBytes({"model": name, "routing": routing.to_json(), "serving": serving, "serving_error": error})
 
 
 @router.get("/models/{name}")

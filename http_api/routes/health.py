@@ -29,7 +29,10 @@ def _model_status(services: ServicesDep) -> dict[str, object]:
     for name in MODEL_FEATURES:
         model = loaded.get(name)
         if model is not None:
-            out[name] = {"status": "loaded", "version": model.version, "runtime": model.runtime}
+            status: dict[str, object] = {"status": "loaded", "version": model.version, "runtime": model.runtime}
+            if name in services.model_errors:  # the last reload was refused; this version keeps serving
+                status["reload_error"] = services.model_errors[name]
+            out[name] = status
         else:
             out[name] = {"status": "missing", "error": services.model_errors.get(name, "not loaded")}
     return out

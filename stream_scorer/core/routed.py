@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -11,6 +12,8 @@ from schemas.decisions import ShadowScore, trusted
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import Model
 from stream_scorer.models.registry import ModelRoute
+
+log = logging.getLogger(__name__)
 
 Groups = list[tuple[Model, list[int] | None]]
 """Rows per serving model; ``None`` rows means every row."""
@@ -53,7 +56,12 @@ def score_shadows(route: ModelRoute, x: np.ndarray, *, event_ids: Sequence[str],
     """Each shadow model scores every row; its scores never reach a decision, only metrics and ``out``."""
     name = route.champion.name
     for shadow in route.shadows:
-        scores = shadow.predict(x)
+        try:
+            scores = shadow.predict(x)
+        except Exception:  # a shadow must never cost a decision: count it, log it, go on
+            log.exception("shadow model failed", extra={"model": name, "version": shadow.version})
+            metrics.shadow_predictions.labels(name, shadow.version, "error").inc(len(x))
+            continue
         if drift is not None:
             drift(shadow, scores)
         agree = 0

@@ -35,10 +35,14 @@ def _edit(registry: ModelRegistry, name: str, edit: Any, *args: Any) -> r.Routin
     return routing
 
 
+def _latest(model_dir: Any, model: str) -> str | None:
+    versions = list_versions(model_dir, model)
+    return versions[-1] if versions else None
+
+
 def promote(registry: ModelRegistry, name: str, version: str | None = None) -> r.Routing:
     def edit(model_dir: Any, model: str, *, check: r.Check) -> r.Routing:
-        versions = list_versions(model_dir, model)
-        return r.promote(model_dir, model, version, latest=lambda: versions[-1] if versions else None, check=check)
+        return r.promote(model_dir, model, version, latest=lambda: _latest(model_dir, model), check=check)
 
     return _edit(registry, name, edit)
 
@@ -48,7 +52,10 @@ def rollback(registry: ModelRegistry, name: str) -> r.Routing:
 
 
 def set_traffic(registry: ModelRegistry, name: str, version: str | None, share: float) -> r.Routing:
-    return _edit(registry, name, r.set_traffic, version, share)
+    def edit(model_dir: Any, model: str, *, check: r.Check) -> r.Routing:
+        return r.set_traffic(model_dir, model, version, share, latest=lambda: _latest(model_dir, model), check=check)
+
+    return _edit(registry, name, edit)
 
 
 def set_shadows(registry: ModelRegistry, name: str, versions: Sequence[str]) -> r.Routing:

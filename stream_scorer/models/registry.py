@@ -8,8 +8,10 @@ holder lets go. A version that cannot be loaded is refused with the reason while
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,7 +22,7 @@ from stream_scorer.errors import ModelNotLoaded
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata
 from stream_scorer.models.loader import load_model
-from stream_scorer.models.routing import Routing, RoutingError, read_routing, routing_path
+from stream_scorer.models.routing import Routing, RoutingError, read_routing
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ class ModelRegistry:
         self._explain_method = explain_method
         self._metrics = metrics
         self._routes: dict[str, ModelRoute] = {}
-        self._by_folder: dict[tuple[Path, int], Model] = {}
+        self._by_folder: dict[tuple[Path, tuple[tuple[str, int, int], ...]], Model] = {}
         self._signatures: dict[str, object] = {}
         self._lock = threading.Lock()
         self.errors: dict[str, str] = {}
@@ -109,7 +111,7 @@ class ModelRegistry:
 
     def loaded(self) -> dict[str, Model]:
         """Champion per model name."""
-        return {name: route.champion for name, route in self._routes.items()}
+        return {name: route.champion for name, route in dict(self._routes).items()}  # a refresh thread may add
 
     def routes(self) -> dict[str, ModelRoute]:
         return dict(self._routes)
@@ -159,12 +161,14 @@ class ModelRegistry:
                 message = str(exc)
                 self.errors[name] = message
                 self._count(name, "refused")
+                self._refused(name, True)
                 log.error("model route refused, the current one keeps serving",
                           extra={"model": name, "error": message})
                 raise ModelLoadError(message) from None
             old = self._routes.get(name)
             self._routes[name] = route  # the flip: in-flight work keeps the route it holds
             self.errors.pop(name, None)
+            self._refused(name, False)
             self._forget_unused()
             changed = old is None or old.describe() != route.describe() or old.models() != route.models()
             if changed:
@@ -190,7 +194,7 @@ class ModelRegistry:
         return versions[-1]
 
     def _load(self, name: str, folder: Path) -> Model:
-        key = (folder.resolve(), _mtime(folder / "metadata.json"))
+        key = (folder.resolve(), _stamp(folder))  # a file replaced in place is a new model
         model = self._by_folder.get(key)
         if model is None:
             try:
@@ -206,17 +210,20 @@ class ModelRegistry:
         return model
 
     def _signature(self, name: str) -> object:
-        """What a refresh depends on: the routing file, the version list (when the latest serves) and the
-        metadata of the versions named; a few ``stat`` calls and one small JSON read."""
-        routing_mtime = _mtime(routing_path(self.model_dir, name))
+        """What a refresh depends on: the routing (as parsed), the latest version when no champion is pinned,
+        and the files of every version named; a few ``stat`` calls and one small JSON read."""
         try:
             routing = read_routing(self.model_dir, name)
-        except RoutingError:
-            return routing_mtime, "unreadable"
-        refs = [routing.champion, routing.challenger.version if routing.challenger else None, *routing.shadows]
-        stats = tuple(_mtime(self.model_dir / name / v / "metadata.json") for v in refs if v and _VERSION.match(v))
-        latest = tuple(list_versions(self.model_dir, name)) if routing.champion is None else ()
-        return routing_mtime, latest, tuple(refs), stats
+        except RoutingError as exc:
+            return "unreadable", str(exc)
+        champion = routing.champion
+        if champion is None:
+            versions = list_versions(self.model_dir, name)
+            champion = versions[-1] if versions else None
+        challenger = (routing.challenger.version, routing.challenger.share) if routing.challenger else None
+        refs = [champion, challenger[0] if challenger else None, *routing.shadows]
+        stamps = tuple(_stamp(self.model_dir / name / v) for v in refs if v and _VERSION.match(v))
+        return routing.champion, champion, challenger, routing.shadows, stamps
 
     def changed_on_disk(self, name: str) -> bool:
         """Whether a refresh would load something (the watcher's cheap poll)."""
@@ -230,6 +237,10 @@ class ModelRegistry:
     def _count(self, name: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.model_reloads.labels(name, outcome).inc()
+
+    def _refused(self, name: str, refused: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.model_route_refused.labels(name).set(1 if refused else 0)
 
     def _publish(self, name: str, old: ModelRoute | None, new: ModelRoute) -> None:
         if self._metrics is None:
@@ -246,8 +257,16 @@ class ModelRegistry:
             served.labels(name, role, model.version).set(share)
 
 
-def _mtime(path: Path) -> int:
+def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every file of a version folder: a file copied or replaced in place changes it."""
     try:
-        return path.stat().st_mtime_ns
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except FileNotFoundError:
-        return 0
+        return ()
+    out = []
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_file():
+                st = entry.stat()
+                out.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)

@@ -8,6 +8,7 @@ A version is a folder name (``v3``) or an MLflow URI (``models:/fraud/champion``
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -77,11 +78,11 @@ def routing_path(model_dir: Path, name: str) -> Path:
 def read_routing(model_dir: Path, name: str) -> Routing:
     path = routing_path(model_dir, name)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_bytes())
     except FileNotFoundError:
         return Routing()
-    except json.JSONDecodeError as exc:
-        raise RoutingError(f"{path}: not valid JSON ({exc})") from None
+    except (OSError, ValueError) as exc:  # unreadable (permissions), not UTF-8, not JSON
+        raise RoutingError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(raw, dict):
         raise RoutingError(f"{path}: expected a JSON object")
     return Routing.from_json(raw, path)
@@ -92,10 +93,18 @@ def write_routing(model_dir: Path, name: str, routing: Routing) -> None:
     path = routing_path(model_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".routing-", dir=path.parent)
-    with os.fdopen(fd, "w") as out:
-        json.dump(routing.to_json(), out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, 0o644)  # readable by the services whoever edits it (mkstemp makes 0600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(routing.to_json(), out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @contextmanager
@@ -170,18 +179,23 @@ def rollback(model_dir: Path, name: str, *, check: Check | None = None) -> Routi
 
 
 def set_traffic(model_dir: Path, name: str, version: str | None, share: float, *,
-                check: Check | None = None) -> Routing:
-    """Route ``share`` of the entities to ``version`` as challenger; share 0 (or no version) removes it."""
+                latest: Callable[[], str | None] = lambda: None, check: Check | None = None) -> Routing:
+    """Route ``share`` of the entities to ``version`` as challenger; share 0 removes it; no version changes the
+    current challenger's share. The champion is pinned (a later ``train`` must not swap the control side)."""
     share = _share(share)
 
     def change(r: Routing) -> Routing:
-        if share == 0 or version is None:
+        if share == 0:
             return replace(r, challenger=None)
-        if version == r.champion:
-            raise RoutingError(f"{name}: {version} is the champion; a challenger must be another version")
-        return replace(r, challenger=Challenger(version, share))
+        target = version or (r.challenger.version if r.challenger else None)
+        if target is None:
+            raise RoutingError(f"{name}: no challenger to give a share to (name a version)")
+        champion = r.champion or latest()
+        if target == champion:
+            raise RoutingError(f"{name}: {target} is the champion; a challenger must be another version")
+        return replace(r, champion=champion, challenger=Challenger(target, share))
 
-    return edit_routing(model_dir, name, f"traffic {version} {share}", change, check)
+    return edit_routing(model_dir, name, f"traffic {version or 'challenger'} {share}", change, check)
 
 
 def set_shadows(model_dir: Path, name: str, versions: Sequence[str], *, check: Check | None = None) -> Routing:

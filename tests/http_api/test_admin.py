@@ -110,5 +110,9 @@ async def test_bad_artifacts_are_refused_and_serving_continues(admin_settings: S
             assert await _version(client) == "v3"
         unknown = await client.post("/models/nope/reload", headers=AUTH)
         assert unknown.status_code == 404
+        metrics = (await client.get("/metrics")).text
+        assert metric_value(metrics, "inference_errors_total", type="unknown_model",
+                            endpoint="/models/{name}/reload") == 1
+        assert "/models/nope" not in metrics  # labels are route templates: random paths cannot grow the series
         bad_share = await client.post("/models/fraud/traffic", json={"version": "v1", "share": 2}, headers=AUTH)
         assert bad_share.status_code == 422 and bad_share.json()["field"] == "share"

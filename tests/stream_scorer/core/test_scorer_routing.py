@@ -111,3 +111,21 @@ async def test_personalization_routes_by_user_and_shadows_by_relevance_tier(vers
     # where v1 served, its shadow self agrees exactly
     same = [s for s in shadow if s.served_version == "v1"]
     assert same and all(s.shadow_score == s.served_score and s.shadow_action == s.served_action for s in same)
+
+
+async def test_a_failing_shadow_never_costs_a_decision(versions_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scorer, registry, metrics = _scorer(versions_dir)
+    admin.set_shadows(registry, "fraud", ["v1"])
+    registry.refresh("fraud")
+    [shadow_model] = registry.route("fraud").shadows
+
+    def broken(x: object) -> object:
+        raise RuntimeError("shadow exploded")
+
+    monkeypatch.setattr(shadow_model, "predict", broken)
+    shadow: list[ShadowScore] = []
+    decisions = await scorer.score_transactions(_tx(20, cards=5), shadow=shadow)
+    assert len(decisions) == 20 and not shadow
+    errors = metrics.registry.get_sample_value("shadow_predictions_total",
+                                               {"model": "fraud", "version": "v1", "agreement": "error"})
+    assert errors == 20

@@ -15,7 +15,7 @@ from stream_scorer.metrics import Metrics
 from stream_scorer.models import admin
 from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry, traffic_bucket
-from stream_scorer.models.routing import read_routing
+from stream_scorer.models.routing import Challenger, read_routing
 from stream_scorer.models.watcher import ModelWatcher
 from tests.support.artifacts import write_xgboost_artifact
 
@@ -169,3 +169,58 @@ async def test_watcher_swaps_without_restart_and_in_flight_work_keeps_its_route(
         assert registry.get("fraud").version == "v1"
         assert held.champion.version == "v3"
         assert held.champion.predict(x).shape == (3,)  # the swapped-out model still scores what it started
+
+
+def test_a_version_whose_metadata_lands_late_is_picked_up(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    registry.refresh("fraud")
+    staged = write_xgboost_artifact(versions_dir / "staging", "fraud", "v4", seed=4)
+    target = versions_dir / "fraud" / "v4"
+    target.mkdir()
+    shutil.copy(staged / "model.json", target / "model.json")  # a copy in progress: no metadata yet
+    assert registry.changed_on_disk("fraud")
+    with pytest.raises(ModelLoadError, match="no such model version"):
+        registry.refresh("fraud")
+    assert registry.get("fraud").version == "v3"
+    shutil.copy(staged / "metadata.json", target / "metadata.json")
+    assert registry.changed_on_disk("fraud")
+    assert registry.refresh("fraud") is True
+    assert registry.get("fraud").version == "v4" and "fraud" not in registry.errors
+
+
+def test_a_model_file_replaced_in_place_is_reloaded(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    registry.refresh("fraud")
+    x = np.random.default_rng(2).gamma(1.5, 2.0, size=(50, len(MODEL_FEATURES["fraud"])))
+    before = registry.get("fraud").predict(x)
+    other = write_xgboost_artifact(versions_dir / "other", "fraud", "v3", seed=9)
+    shutil.copy(other / "model.json", versions_dir / "fraud" / "v3" / "model.json")
+    assert registry.changed_on_disk("fraud")
+    assert registry.refresh("fraud") is True
+    assert not np.array_equal(registry.get("fraud").predict(x), before)
+
+
+def test_traffic_pins_the_champion_and_a_share_alone_changes_the_challengers(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    with pytest.raises(Exception, match="is the champion"):
+        admin.set_traffic(registry, "fraud", "v3", 0.1)  # v3 is the latest: it serves as champion
+    admin.set_traffic(registry, "fraud", "v2", 0.1)
+    routing = read_routing(versions_dir, "fraud")
+    assert routing.champion == "v3"  # pinned: a newer training run does not replace the control side
+    write_xgboost_artifact(versions_dir, "fraud", "v4", seed=4)
+    registry.refresh("fraud")
+    assert registry.route("fraud").champion.version == "v3"
+    admin.set_traffic(registry, "fraud", None, 0.3)
+    assert read_routing(versions_dir, "fraud").challenger == Challenger("v2", 0.3)
+
+
+def test_routing_file_is_readable_by_others_and_an_unreadable_one_is_a_clear_refusal(versions_dir: Path) -> None:
+    registry = _registry(versions_dir)
+    registry.refresh("fraud")
+    admin.set_shadows(registry, "fraud", ["v1"])
+    path = versions_dir / "fraud" / "routing.json"
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.write_bytes(b'{"champion": "v\\xe9"')  # a hand edit gone wrong
+    with pytest.raises(ModelLoadError, match="cannot be read"):
+        registry.refresh("fraud")
+    assert registry.get("fraud").version == "v3"  # still serving
