@@ -21,10 +21,13 @@ class ModelWatcher:
     and batches keep being served by the current route until the new one is complete.
     """
 
-    def __init__(self, registry: ModelRegistry, names: Sequence[str], interval: float) -> None:
+    def __init__(self, registry: ModelRegistry, names: Sequence[str], interval: float, *,
+                 missing_retry_sec: float = 10.0) -> None:
         self._registry = registry
         self._names = tuple(names)
         self._interval = interval
+        self._missing_retry_sec = missing_retry_sec
+        self._last_forced: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -34,10 +37,16 @@ class ModelWatcher:
             return await asyncio.to_thread(self._registry.refresh, name, force=force)
 
     async def poll_once(self) -> None:
+        loop = asyncio.get_running_loop()
         for name in self._names:
-            if self._registry.changed_on_disk(name):
+            # a model with no route at all (e.g. MLflow unreachable at start) is retried even if nothing changed
+            missing = name not in self._registry.loaded()
+            retry = missing and loop.time() - self._last_forced.get(name, float("-inf")) >= self._missing_retry_sec
+            if retry or self._registry.changed_on_disk(name):
+                if retry:
+                    self._last_forced[name] = loop.time()
                 with contextlib.suppress(ModelLoadError):  # logged and counted by the registry; old route serves
-                    await self.reload(name, force=False)
+                    await self.reload(name, force=retry)
 
     async def _run(self) -> None:
         while True:

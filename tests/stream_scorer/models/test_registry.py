@@ -224,3 +224,27 @@ def test_routing_file_is_readable_by_others_and_an_unreadable_one_is_a_clear_ref
     with pytest.raises(ModelLoadError, match="cannot be read"):
         registry.refresh("fraud")
     assert registry.get("fraud").version == "v3"  # still serving
+
+
+async def test_a_model_missing_at_start_is_retried_without_any_file_change(versions_dir: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _registry(versions_dir)
+    real_folder = registry.folder
+    outage = {"on": True}
+
+    def folder(name: str, version: str) -> Path:  # e.g. an MLflow server that is down at start
+        if outage["on"]:
+            raise ModelLoadError(f"{name}/{version}: tracking server unreachable")
+        return real_folder(name, version)
+
+    monkeypatch.setattr(registry, "folder", folder)
+    with pytest.raises(ModelLoadError):
+        registry.refresh("fraud")
+    assert "fraud" not in registry.loaded()
+    async with ModelWatcher(registry, ["fraud"], interval=0.02, missing_retry_sec=0.05):
+        outage["on"] = False  # the files never changed: only the retry can load it
+        for _ in range(100):
+            if "fraud" in registry.loaded():
+                break
+            await asyncio.sleep(0.02)
+    assert registry.get("fraud").version == "v3"
