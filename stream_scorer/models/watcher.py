@@ -10,6 +10,7 @@ from types import TracebackType
 
 from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry
+from stream_scorer.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,4 @@ class ModelWatcher:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

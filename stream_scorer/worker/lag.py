@@ -24,6 +24,7 @@ import faust
 from faust.types import TP
 
 from stream_scorer.metrics import Metrics
+from stream_scorer.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,7 @@ class ConsumerLagReporter:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

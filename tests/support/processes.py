@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from stream_scorer.config import Settings
+from stream_scorer.tasks import cancel_and_wait
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,10 +187,7 @@ class TopicReader:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._consumer.stop()
 
     async def _read(self) -> None:
