@@ -240,17 +240,28 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     ]
 
 
-def missing_fraud_features(ts: float, state: FraudState) -> list[str]:
-    """Features served from their default because their entity has no data in the window they read at ``ts``."""
+def missing_fraud_features(ts: float, state: FraudState, row: Sequence[float] | None = None) -> list[str]:
+    """Features served from their default because their entity has no data in the window they read at ``ts``.
+
+    ``row``, the vector ``fraud_features`` computed for the same ``ts`` and state, answers the card and merchant
+    questions from its 7-day and 28-day counts instead of scanning the window again."""
     missing: list[str] = []
-    if not any(ts - CARD_WINDOW_SEC <= tx.ts < ts for tx in state.card_history):
+    if row is not None:
+        card_seen = row[_CARD_TX_7D] > 0
+    else:
+        card_seen = any(ts - CARD_WINDOW_SEC <= tx.ts < ts for tx in state.card_history)
+    if not card_seen:
         missing.extend(_CARD_FEATURES)
     first, end = risk_window(ts)
-    if not state.merchant.total("tx", first, end):
+    if not (row[_MERCHANT_TX_28D] if row is not None else state.merchant.total("tx", first, end)):
         missing.extend(_MERCHANT_FEATURES)
     if not state.mcc.total("tx", first, end):
         missing.extend(_MCC_FEATURES)
     return missing
+
+
+_CARD_TX_7D = FRAUD_FEATURE_NAMES.index("card_tx_count_7d")
+_MERCHANT_TX_28D = FRAUD_FEATURE_NAMES.index("merchant_tx_count_28d")
 
 
 # ---------------------------------------------------------------------------------------- personalization state

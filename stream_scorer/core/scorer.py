@@ -122,8 +122,9 @@ class Scorer:
                                              FraudState)
         if apply_updates and len(items) > 1:  # events to be recorded see the earlier ones of their batch
             _merge_card_batch(items, states)
-        x = np.array([fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
-                      for i, s in zip(items, states, strict=True)], dtype=np.float64)
+        rows = [fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
+                for i, s in zip(items, states, strict=True)]
+        x = np.array(rows, dtype=np.float64)
         groups = route.assign([i.event.card_id for i in items])
         t_model = time.perf_counter()
         scores, served = predict_routed(groups, x)
@@ -153,7 +154,7 @@ class Scorer:
             score = round(float(scores[row]), 6)  # the action follows the score the decision shows
             risk, action = d.fraud_action(score, model.metadata.thresholds)
             factors = factors_of[row]
-            missing = [] if degraded else missing_fraud_features(item.ts, state)
+            missing = [] if degraded else missing_fraud_features(item.ts, state, rows[row])
             out.append(trusted(FraudDecision, dict(
                 fraud_score=score, risk_level=risk, confidence=d.confidence(score),
                 recommended_action=action,

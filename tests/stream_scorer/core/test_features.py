@@ -29,3 +29,27 @@ def test_features_do_not_depend_on_the_order_of_the_history() -> None:
     rng.shuffle(mixed)
     assert personalization_features(now, "i1", "books", 20.0, "s1", PersonalizationState(events)) == \
         personalization_features(now, "i1", "books", 20.0, "s1", PersonalizationState(mixed))
+
+
+def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
+    from stream_scorer.core.features import DailyCounts, day_of, missing_fraud_features, risk_window
+
+    rng = random.Random(7)
+    now = time.time()
+    first, _ = risk_window(now)
+    seen_kinds = set()
+    for case in range(200):
+        history = [CardTx(f"t{i}", now - rng.choice([rng.uniform(1, 3000), rng.uniform(8 * 86400, 9 * 86400),
+                                                     rng.uniform(0, 5) - 10]), 12.0, "US", "m")
+                   for i in range(rng.randint(0, 3))]  # inside the window, too old, or after ``now``
+        merchant, mcc = DailyCounts(), DailyCounts()
+        if rng.random() < 0.5:
+            merchant.add("tx", first + rng.randint(0, 27))
+        if rng.random() < 0.5:
+            mcc.add("tx", rng.choice([first + 3, day_of(now)]))  # inside, or after the label-known window
+        state = FraudState(history, merchant, mcc)
+        row = fraud_features(now, 10.0, "US", state)
+        scanned = missing_fraud_features(now, state)
+        assert missing_fraud_features(now, state, row) == scanned, case
+        seen_kinds.add(tuple(scanned))
+    assert len(seen_kinds) > 4  # every combination of missing entities was exercised
