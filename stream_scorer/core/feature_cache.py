@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from stream_scorer.core.features import DailyCounts
+from stream_scorer.core.feature_inputs import DailyCounts
 from stream_scorer.metrics import Metrics
 
 

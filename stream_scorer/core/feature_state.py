@@ -12,19 +12,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from stream_scorer.core.features import (
-    CARD_WINDOW_SEC,
+from stream_scorer.core.feature_inputs import (
     DAY,
-    ITEM_WINDOW_DAYS,
-    LABEL_DELAY_DAYS,
-    RISK_WINDOW_DAYS,
-    USER_WINDOW_SEC,
     CardTx,
     DailyCounts,
     FraudState,
     PersonalizationState,
     UserEvent,
     day_of,
+)
+from stream_scorer.core.features import (
+    CARD_WINDOW_SEC,
+    ITEM_WINDOW_DAYS,
+    LABEL_DELAY_DAYS,
+    RISK_WINDOW_DAYS,
+    USER_WINDOW_SEC,
 )
 
 # Entries a little older than any window are kept so that slightly out-of-order events still see their window.

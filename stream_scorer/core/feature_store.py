@@ -33,6 +33,7 @@ from redis.exceptions import NoScriptError
 from stream_scorer.config import RedisSettings
 from stream_scorer.core import redis_scripts as scripts
 from stream_scorer.core.feature_cache import SlowFeatureCache
+from stream_scorer.core.feature_inputs import CardTx, DailyCounts, FraudState, PersonalizationState, UserEvent, day_of
 from stream_scorer.core.feature_state import (
     CARD_RETENTION_SEC,
     ITEM_RETENTION_DAYS,
@@ -43,16 +44,7 @@ from stream_scorer.core.feature_state import (
     SessionUpdate,
     TransactionUpdate,
 )
-from stream_scorer.core.features import (
-    CARD_WINDOW_SEC,
-    USER_WINDOW_SEC,
-    CardTx,
-    DailyCounts,
-    FraudState,
-    PersonalizationState,
-    UserEvent,
-    day_of,
-)
+from stream_scorer.core.features import CARD_WINDOW_SEC, USER_WINDOW_SEC
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
 

@@ -19,15 +19,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+from stream_scorer.core.feature_inputs import (
+    DAY,
+    CardTx,
+    FraudState,
+    PersonalizationState,
+    UserEvent,
+    day_of,
+)
 from stream_scorer.core.geo import country_distance_km
 
 Entity = Literal["event", "card", "merchant", "mcc", "user", "item", "session"]
 
 HOUR = 3600.0
-DAY = 86400.0
 CARD_WINDOW_SEC = 7 * DAY
 USER_WINDOW_SEC = 14 * DAY
 LABEL_DELAY_DAYS = 7
@@ -51,68 +58,6 @@ class FeatureSpec:
 
 def _by_time(event: CardTx | UserEvent) -> tuple[float, str]:
     return event.ts, event.event_id
-
-
-def day_of(ts: float) -> int:
-    """Day index (UTC) of an epoch-seconds timestamp: the unit of the daily counters."""
-    return int(ts // DAY)
-
-
-# --------------------------------------------------------------------------------------------------- fraud state
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2.5x (one parsed per window member)
-class CardTx:
-    """One prior transaction of a card, as kept in the card's window."""
-
-    event_id: str
-    ts: float
-    amount: float
-    country: str
-    merchant_id: str
-
-
-@dataclass(slots=True)
-class DailyCounts:
-    """Per-day counters of one merchant / MCC (``tx`` and ``fraud``) or item (``view``, ``cart``, ``purchase``)."""
-
-    counts: dict[str, dict[int, int]] = field(default_factory=dict)
-    _totals: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False, compare=False)
-    """Memo of ``total``: one merchant's counters serve every transaction of a batch (and of the cache TTL)."""
-
-    def get(self, kind: str, day: int) -> int:
-        return self.counts.get(kind, {}).get(day, 0)
-
-    def total(self, kind: str, first_day: int, end_day: int) -> int:
-        key = (kind, first_day, end_day)
-        found = self._totals.get(key)
-        if found is None:
-            per_day = self.counts.get(kind)
-            found = sum(n for d, n in per_day.items() if first_day <= d < end_day) if per_day else 0
-            self._totals[key] = found
-        return found
-
-    def add(self, kind: str, day: int, n: int = 1) -> None:
-        per_day = self.counts.setdefault(kind, {})
-        per_day[day] = per_day.get(day, 0) + n
-        self._totals.clear()
-
-    def drop_before(self, first_kept: int) -> None:
-        for per_day in self.counts.values():
-            for day in [d for d in per_day if d < first_kept]:
-                del per_day[day]
-        self._totals.clear()
-
-    def is_empty(self) -> bool:
-        return not any(self.counts.values())
-
-
-@dataclass(slots=True)
-class FraudState:
-    """Everything the fraud features of one transaction read, as of its time."""
-
-    card_history: Sequence[CardTx] = ()
-    merchant: DailyCounts = field(default_factory=DailyCounts)
-    mcc: DailyCounts = field(default_factory=DailyCounts)
-    updated_at: float | None = None
 
 
 # -------------------------------------------------------------------------------------------- fraud definitions
@@ -264,27 +209,7 @@ _CARD_TX_7D = FRAUD_FEATURE_NAMES.index("card_tx_count_7d")
 _MERCHANT_TX_28D = FRAUD_FEATURE_NAMES.index("merchant_tx_count_28d")
 
 
-# ---------------------------------------------------------------------------------------- personalization state
-@dataclass(slots=True)  # not frozen: cheaper to build, one per window member
-class UserEvent:
-    """One prior session event of a user, as kept in the user's window."""
-
-    event_id: str
-    ts: float
-    event_type: str
-    category: str
-    price: float
-    item_id: str
-    session_id: str
-
-
-@dataclass(slots=True)
-class PersonalizationState:
-    user_history: Sequence[UserEvent] = ()
-    item: DailyCounts = field(default_factory=DailyCounts)
-    updated_at: float | None = None
-
-
+# -------------------------------------------------------------------------------------- personalization definitions
 PERSONALIZATION_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("item_price", "event", 0.0, "Price of the item."),
     FeatureSpec("hour_of_day", "event", 12.0, "UTC hour of the event, fractional.", drift_monitored=False),

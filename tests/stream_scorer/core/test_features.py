@@ -32,7 +32,8 @@ def test_features_do_not_depend_on_the_order_of_the_history() -> None:
 
 
 def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
-    from stream_scorer.core.features import DailyCounts, day_of, missing_fraud_features, risk_window
+    from stream_scorer.core.feature_inputs import DailyCounts, day_of
+    from stream_scorer.core.features import missing_fraud_features, risk_window
 
     rng = random.Random(7)
     now = time.time()
