@@ -1,4 +1,4 @@
-"""The faust app: one agent per input topic, each a few lines over :class:`BatchProcessor`."""
+"""The faust app: each input topic's fetched batches go to :class:`BatchProcessor` (see ``batch_consumer``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 import faust
 import mode
 from faust.exceptions import ProducerSendError
-from faust.types import EventT, StreamT
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
 from stream_scorer.errors import BrokerUnavailable
+from stream_scorer.worker.batch_consumer import BatchApp
 from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record, RetryAbandoned
 from stream_scorer.worker.status import WorkerStatusServer
@@ -80,25 +81,17 @@ class ScoringRuntime(mode.Service):
         await self._stack.aclose()
 
     async def run_batch(self, handler: Callable[[BatchProcessor, Sequence[Record]], Awaitable[None]],
-                        events: Sequence[EventT]) -> None:
-        """Process a batch to the end, even when shutdown cancels the agent; never return on failure.
+                        messages: Sequence[Message]) -> None:
+        """Process a batch to the end; never return on failure.
 
-        faust acks (and later commits) the batch's offsets as soon as this returns *or raises*, so an
-        unexpected error must not surface as an exception: the process exits without committing and the
-        batch is redelivered to whichever worker takes the partitions.
+        The consumer acks (and later commits) the batch's offsets when this returns, so an unexpected error
+        must not surface as an exception: the process exits without committing and the batch is redelivered
+        to whichever worker takes the partitions. Shutdown does not cancel a batch: it waits for its acks.
         """
         await self._ready.wait()
         assert self.processor is not None
-        records = [_record(e) for e in events]
-        task = asyncio.ensure_future(handler(self.processor, records))
         try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            try:
-                await task  # shutdown: finish the in-flight batch, then let faust commit
-            except BaseException:
-                _exit_uncommitted("the in-flight batch failed during shutdown")
-            raise
+            await handler(self.processor, [_record(m) for m in messages])
         except RetryAbandoned:
             _exit_uncommitted("stopping while the batch waited for Redis or the broker")
         except BaseException:
@@ -110,16 +103,17 @@ def _exit_uncommitted(reason: str) -> None:
     os._exit(EXIT_UNEXPECTED)
 
 
-def _record(event: EventT) -> Record:
-    m = event.message
+def _record(m: Message) -> Record:
     return Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
 
 
 def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None = None
                       ) -> tuple[faust.App, ScoringRuntime]:
     worker = settings.worker
-    app = faust.App(
+    app = BatchApp(
         worker.app_id,
+        batch_size=worker.batch_size,
+        batch_wait_sec=worker.batch_wait_sec,
         broker=",".join(f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap_servers.split(",")),
         store="memory://",
         web_enabled=False,
@@ -135,28 +129,17 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
         broker_commit_interval=0.5,
         producer_linger_ms=1,
         producer_acks=-1,
-        stream_buffer_maxsize=max(4096, worker.batch_size * 4),
     )
     topics = declare_topics(app, settings.topics)
     runtime = ScoringRuntime(settings, app, topics, registry)
-    size, within = worker.batch_size, worker.batch_wait_sec
 
-    async def consume(stream: StreamT, handler: Callable[[BatchProcessor, Sequence[Record]], Awaitable[None]]) -> None:
-        async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
-            await runtime.run_batch(handler, events)
+    def handle(process: Callable[[BatchProcessor, Sequence[Record]], Awaitable[None]]
+               ) -> Callable[[Sequence[Message]], Awaitable[None]]:
+        return lambda messages: runtime.run_batch(process, messages)
 
-    @app.agent(topics.transactions, name="score-transactions")
-    async def score_transactions(stream: StreamT) -> None:
-        await consume(stream, BatchProcessor.process_transactions)
-
-    @app.agent(topics.sessions, name="score-sessions")
-    async def score_sessions(stream: StreamT) -> None:
-        await consume(stream, BatchProcessor.process_sessions)
-
-    @app.agent(topics.fraud_labels, name="apply-fraud-labels")
-    async def apply_fraud_labels(stream: StreamT) -> None:
-        await consume(stream, BatchProcessor.process_labels)
-
+    app.batch_subscribe(topics.transactions, handle(BatchProcessor.process_transactions))
+    app.batch_subscribe(topics.sessions, handle(BatchProcessor.process_sessions))
+    app.batch_subscribe(topics.fraud_labels, handle(BatchProcessor.process_labels))
     return app, runtime
 
 
