@@ -19,7 +19,7 @@ TTL cache (``FEATURE_CACHE_TTL``) instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -85,7 +85,6 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
 class FeatureStore(Protocol):
     """What the scoring core needs from a feature store (Redis here; in-memory fakes in unit tests)."""
 
-
     async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]: ...
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
@@ -96,6 +95,12 @@ class FeatureStore(Protocol):
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int: ...
 
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int: ...
+
+    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
+        """Start ``apply_transactions``: sent when this returns, applied when the awaitable completes."""
+        ...
+
+    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]: ...
 
     async def ping(self) -> float: ...
 
@@ -200,8 +205,13 @@ class RedisFeatureStore:
 
     # ----------------------------------------------------------------------------------------------- updates
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
+        return int(await (await self.send_transactions(updates)))
+
+    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
+        """Send the updates; the returned awaitable waits for Redis to apply them (how many were new). The
+        caller works meanwhile (the stream builds its decisions) instead of idling while the script runs."""
         if not updates:
-            return 0
+            return _ready(0)
         keys: list[str] = []
         args: list[str | int] = [repr(time.time()), int(CARD_RETENTION_SEC * 2)]
         for u in updates:
@@ -210,7 +220,7 @@ class RedisFeatureStore:
                      mcc_key(u.mcc_code))
             args += (f"{u.transaction_id}|{u.amount!r}|{u.country or ''}|{u.merchant_id}", repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
-        return int(await self._eval(self._apply_tx, keys, args))
+        return await self._send(self._apply_tx, keys, args)
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
         frauds = [u for u in updates if u.is_fraud]
@@ -224,8 +234,12 @@ class RedisFeatureStore:
         return int(await self._eval(self._apply_label, keys, args))
 
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int:
+        return int(await (await self.send_session_events(updates)))
+
+    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]:
+        """Like ``send_transactions``."""
         if not updates:
-            return 0
+            return _ready(0)
         keys: list[str] = []
         args: list[str | int] = [repr(time.time()), int(USER_RETENTION_SEC * 2)]
         for u in updates:
@@ -234,36 +248,53 @@ class RedisFeatureStore:
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
                      repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC),
                      day - ITEM_RETENTION_DAYS - 1)
-        return int(await self._eval(self._apply_session, keys, args))
+        return await self._send(self._apply_session, keys, args)
 
-
-    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int], *,
+                    retry: bool = True) -> Any:
         """EVALSHA on a pooled connection, packed here: redis-py packs each argument in Python (~0.3 ms for a
         batch of 64 reads), this packs the whole command in one join. Connection handling (auth, db, reconnect,
         timeouts, hiredis parsing) stays redis-py's."""
+        return await (await self._send(script, keys, args, retry=retry))
+
+    async def _send(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int], *,
+                    retry: bool = True) -> Awaitable[Any]:
+        """Write the EVALSHA; the returned awaitable reads its reply and gives the connection back.
+
+        A pooled connection that died with a restarted server fails at once: with ``retry`` the call is made
+        once more on a fresh connection (safe: reads have no effect, updates are idempotent per event)."""
         packed = _pack(["EVALSHA", script.sha, len(keys), *keys, *args])
         pool = self._redis.connection_pool
-        for attempt in (1, 2):
-            conn = await pool.get_connection()
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+        except BaseException as exc:
+            await conn.disconnect()  # a half-written command must not be left for the next user
+            await pool.release(conn)
+            if retry and isinstance(exc, RedisConnectionError):
+                return self._eval(script, keys, args, retry=False)
+            raise
+        return self._receive(conn, script, packed, keys, args, retry)
+
+    async def _receive(self, conn: AbstractConnection, script: AsyncScript, packed: bytes, keys: Sequence[str],
+                       args: Sequence[str | int], retry: bool) -> Any:
+        pool = self._redis.connection_pool
+        try:
             try:
-                return await _eval_on(conn, script, packed)
-            except RedisConnectionError:
-                # A pooled connection that died with a restarted server fails at once: one more try on a fresh
-                # connection (safe: reads have no effect, updates are idempotent per event).
-                await conn.disconnect()
-                if attempt == 2:
-                    raise
+                return await _reply(conn, script, packed)
             except BaseException:
                 await conn.disconnect()  # a half-read reply must not be left for the next user of the connection
                 raise
             finally:
                 await pool.release(conn)
-        raise AssertionError("unreachable")
+        except RedisConnectionError:
+            if not retry:
+                raise
+            return await self._eval(script, keys, args, retry=False)
 
 
-async def _eval_on(conn: AbstractConnection, script: AsyncScript, packed: bytes) -> Any:
+async def _reply(conn: AbstractConnection, script: AsyncScript, packed: bytes) -> Any:
     try:
-        await conn.send_packed_command(packed, check_health=False)
         return await conn.read_response()
     except NoScriptError:  # Redis restarted or flushed its scripts: load it once, then retry
         source = script.script if isinstance(script.script, str | bytes) else bytes(script.script)
@@ -273,8 +304,17 @@ async def _eval_on(conn: AbstractConnection, script: AsyncScript, packed: bytes)
         return await conn.read_response()
 
 
+async def _ready(value: int) -> int:
+    return value
+
+
 def _pack(parts: Sequence[str | int | bytes]) -> bytes:
-    """A RESP command: ``*<n>`` then ``$<len>`` + bytes for each part."""
+    """A RESP command: ``*<n>`` then ``$<len>`` + bytes for each part. Built as one string when every part is
+    ASCII text (ids, numbers: the usual case), where lengths in characters are lengths in bytes."""
+    if not any(type(part) is bytes for part in parts):
+        body = "".join([f"${len(text)}\r\n{text}\r\n" for text in map(str, parts)])
+        if body.isascii():
+            return f"*{len(parts)}\r\n{body}".encode()
     out = [b"*%d\r\n" % len(parts)]
     for part in parts:
         data = part if isinstance(part, bytes) else str(part).encode()

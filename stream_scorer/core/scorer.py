@@ -10,10 +10,10 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -122,6 +122,19 @@ class Scorer:
                                              FraudState)
         if apply_updates and len(items) > 1:  # events to be recorded see the earlier ones of their batch
             _merge_card_batch(items, states)
+        # the updates are sent now and Redis applies them while this batch is scored: reads are as of each
+        # event's time, so they cannot see them; the decisions are returned once Redis has applied them
+        applied = (await self._send_updates(self._store.send_transactions, [_tx_update(i) for i in items])
+                   if apply_updates else None)
+        try:
+            return self._fraud_decisions(items, states, route, start, timings, shadow, degraded)
+        finally:
+            if applied is not None:
+                await self._updates_applied(applied)
+
+    def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
+                         route: ModelRoute, start: float, timings: Timings | None, shadow: list[ShadowScore] | None,
+                         degraded: bool) -> list[FraudDecision]:
         rows = [fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
                 for i, s in zip(items, states, strict=True)]
         x = np.array(rows, dtype=np.float64)
@@ -139,8 +152,6 @@ class Scorer:
                            explain=(t_done - t_explain) * 1000)
         m.model_inference_duration.labels(FRAUD_MODEL, "predict").observe(t_explain - t_model)
         m.model_inference_duration.labels(FRAUD_MODEL, "explain").observe(t_done - t_explain)
-        if apply_updates:
-            await self._apply(self._store.apply_transactions, [_tx_update(i) for i in items])
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
@@ -187,6 +198,18 @@ class Scorer:
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
         if apply_updates and len(items) > 1:
             _merge_user_batch(items, states)
+        applied = (await self._send_updates(self._store.send_session_events, [_session_update(i) for i in items])
+                   if apply_updates else None)
+        try:
+            return self._personalization_decisions(items, states, route, start, timings, shadow, degraded)
+        finally:
+            if applied is not None:
+                await self._updates_applied(applied)
+
+    def _personalization_decisions(self, items: Sequence[Identified[SessionEvent]],
+                                   states: Sequence[PersonalizationState], route: ModelRoute, start: float,
+                                   timings: Timings | None, shadow: list[ShadowScore] | None,
+                                   degraded: bool) -> list[PersonalizationDecision]:
         x = np.array([personalization_features(i.ts, i.event.item_id, i.event.item_category, i.event.item_price,
                                                i.event.session_id, s) for i, s in zip(items, states, strict=True)],
                      dtype=np.float64)
@@ -199,8 +222,6 @@ class Scorer:
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
         self._metrics.model_inference_duration.labels(PERSONALIZATION_MODEL, "predict").observe(t_done - t_model)
-        if apply_updates:
-            await self._apply(self._store.apply_session_events, [_session_update(i) for i in items])
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
@@ -306,9 +327,25 @@ class Scorer:
         try:
             return await apply(updates)  # type: ignore[misc]
         except _STORE_ERRORS as exc:
-            _raise_if_not_operational(exc)
-            self._metrics.feature_store_errors.labels("update").inc()
-            raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
+            self._update_failed(exc)
+
+    async def _send_updates(self, send: Callable[[Sequence[U]], Awaitable[Awaitable[int]]],
+                            updates: Sequence[U]) -> Awaitable[int]:
+        try:
+            return await send(updates)
+        except _STORE_ERRORS as exc:
+            self._update_failed(exc)
+
+    async def _updates_applied(self, applied: Awaitable[int]) -> int:
+        try:
+            return await applied
+        except _STORE_ERRORS as exc:
+            self._update_failed(exc)
+
+    def _update_failed(self, exc: BaseException) -> NoReturn:
+        _raise_if_not_operational(exc)
+        self._metrics.feature_store_errors.labels("update").inc()
+        raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
 
 
 def _fraud_action(model: Model, score: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from stream_scorer.core.feature_state import InMemoryFeatureState, LabelUpdate, SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import FraudKey, PersonalizationKey
@@ -43,6 +43,16 @@ class InMemoryFeatureStore:
         self._check()
         return sum(self.state.apply_session_event(u) for u in updates)
 
+    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
+        return _ready(await self.apply_transactions(updates))
+
+    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]:
+        return _ready(await self.apply_session_events(updates))
+
     async def ping(self) -> float:
         self._check()
         return 0.0
+
+
+async def _ready(value: int) -> int:
+    return value
