@@ -183,7 +183,7 @@ async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader
     last_decision_ms = max(reader.first[i][0] for i in ids)
     span = (last_decision_ms - first_input_ms) / 1000
     return {"events": n, "span_sec": span, "rate": n / span, "produce_sec": produced - started,
-            "produce_rate": n / (produced - started)}
+            "produce_rate": n / (produced - started), "wall_sec": time.time() - started}
 
 
 async def latency(bootstrap: str, topic: str, pop: Population, rate: float, duration: float,
@@ -329,6 +329,9 @@ def main() -> int:
         ("1. producer (aiokafka, acks=all)", f"{phase1['produce_rate']:>12,.0f} /s", ""),
         ("1. scored, first input -> last decision", f"{phase1['rate']:>12,.0f} /s",
          f"{phase1['events']:,.0f} in {phase1['span_sec']:.1f} s"),
+        ("1. CPU per event: worker / Redis / Kafka",
+         f"{phase1['cpu_worker']:>5.0f} / {phase1.get('cpu_redis', 0):.0f} / {phase1.get('cpu_kafka', 0):.0f} us",
+         f"steal {phase1['steal']:.0%} of the cores (other tenants of the host)"),
         ("1. max consumer lag seen on /metrics", f"{phase1['max_lag']:>15,.0f}", "stream_consumer_lag, 1 s samples"),
         ("2. input rate", f"{phase2['rate']:>12,.0f} /s", f"{phase2['events']:,.0f} events"),
         ("2. sent -> decision on broker, p50", f"{phase2['p50']:>12.1f} ms", ""),
@@ -360,8 +363,14 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
                                            "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
                                            "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
+    processes = {"worker": pid, **_service_pids()}
     try:
+        cpu_before, steal_before = {n: _cpu_seconds(p) for n, p in processes.items()}, _steal_seconds()
         phase1 = await throughput(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.events, reader, start_profile)
+        cpu_after, steal_after = {n: _cpu_seconds(p) for n, p in processes.items()}, _steal_seconds()
+        for name in processes:
+            phase1[f"cpu_{name}"] = (cpu_after[name] - cpu_before[name]) / args.events * 1e6
+        phase1["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / phase1["wall_sec"]
         sampling.cancel()
         phase1["max_lag"] = max(lags)
         for spy in spies:
@@ -372,6 +381,33 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
         sampling.cancel()
         await reader.stop()
     return phase1, phase2, (reader.records, len(reader.first))
+
+
+def _service_pids() -> dict[str, int]:
+    """Redis and Kafka processes of the local stack, found by their command line."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            if b"redis-server" in cmdline:
+                found.setdefault("redis", int(proc.name))
+            elif b"kafka.Kafka" in cmdline:
+                found.setdefault("kafka", int(proc.name))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _steal_seconds() -> float:
+    """CPU time the hypervisor gave to others, summed over the cores (``/proc/stat``)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 async def _sample_lag(port: int, topic: str, out: list[float]) -> None:
