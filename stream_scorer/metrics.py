@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -80,3 +83,19 @@ class Metrics:
         self.drift_window_rows = Gauge("model_drift_window_rows", "Scored rows in the drift window the PSI gauges "
                                        "are computed on (none published below the minimum).", ["model", "version"],
                                        registry=r)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> None:
+    """``histogram.observe`` for each value, in one bucket search for the batch (numpy) instead of a Python loop
+    over the buckets per value. Writes the client's own bucket and sum storage (``_upper_bounds``, ``_buckets``,
+    ``_sum``; a test checks the exposition equals one ``observe`` per value)."""
+    amounts = np.asarray(values, dtype=np.float64)
+    if not amounts.size:
+        return
+    bounds = histogram._upper_bounds
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), amounts, side="left")  # first bound >= value
+    counts = np.bincount(index, minlength=len(bounds) + 1)[:len(bounds)]  # past the last bound: NaN, no bucket
+    histogram._sum.inc(float(amounts.sum()))
+    buckets = histogram._buckets
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))

@@ -17,7 +17,6 @@ replays history through both and compares every value.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -99,10 +98,14 @@ _MCC_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "mcc")
 
 def usual_country(history: Iterable[CardTx]) -> str | None:
     """The card's most frequent country in its window (ties broken alphabetically), None without history."""
-    counts = Counter(tx.country for tx in history if tx.country)
+    counts: dict[str, int] = {}
+    for tx in history:
+        if tx.country:
+            counts[tx.country] = counts.get(tx.country, 0) + 1
     if not counts:
         return None
-    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    most = max(counts.values())
+    return min(country for country, n in counts.items() if n == most)
 
 
 def smoothed_rate(events: int, frauds: int) -> float:

@@ -40,7 +40,7 @@ from stream_scorer.core.features import (
 )
 from stream_scorer.core.routed import Groups, contributions_routed, predict_routed, rows_of, score_shadows
 from stream_scorer.errors import FeatureStoreUnavailable
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.models.base import Model
 from stream_scorer.models.registry import ModelRegistry, ModelRoute
 from stream_scorer.monitoring import DriftTracker
@@ -156,7 +156,7 @@ class Scorer:
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         actions: Counter[tuple[str, str]] = Counter()
-        missing_counts: Counter[str] = Counter()
+        missing_counts: Counter[tuple[str, ...]] = Counter()
         served_actions: list[str] = []
         factors_of = top_factors(contributions)
         out = []
@@ -179,7 +179,7 @@ class Scorer:
             )))
             actions[model.version, action] += 1
             served_actions.append(action)
-            missing_counts.update(missing)
+            missing_counts[tuple(missing)] += 1
         self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)
         self._shadows(FRAUD_MODEL, route, x, items, out, served, scores, served_actions, _fraud_action,
                       scored_at, shadow, degraded)
@@ -226,7 +226,7 @@ class Scorer:
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
         segments: Counter[tuple[str, str]] = Counter()
-        missing_counts: Counter[str] = Counter()
+        missing_counts: Counter[tuple[str, ...]] = Counter()
         tiers: list[str] = []
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
@@ -249,7 +249,7 @@ class Scorer:
             )))
             segments[model.version, segment] += 1
             tiers.append(d.relevance_tier(relevance))
-            missing_counts.update(missing)
+            missing_counts[tuple(missing)] += 1
         self._record(PERSONALIZATION_MODEL, groups, scores, segments, missing_counts)
         self._shadows(PERSONALIZATION_MODEL, route, x, items, out, served, scores, tiers, _relevance_tier,
                       scored_at, shadow, degraded)
@@ -293,16 +293,18 @@ class Scorer:
                       scored_at=scored_at, metrics=self._metrics, out=shadow, drift=observe)
 
     def _record(self, model: str, groups: Groups, scores: np.ndarray, outcomes: Counter[tuple[str, str]],
-                missing: Counter[str]) -> None:
+                missing: Counter[tuple[str, ...]]) -> None:
         """Metrics once per batch, not per event (label lookups are the expensive part)."""
         m = self._metrics
         for served, rows in groups:
-            hist = m.prediction_scores.labels(model, served.version)
-            for score in scores[rows_of(rows, len(scores))].tolist():
-                hist.observe(score)
+            observe_many(m.prediction_scores.labels(model, served.version), scores[rows_of(rows, len(scores))])
         for (version, outcome), n in outcomes.items():
             m.decisions.labels(model, version, outcome).inc(n)
-        for name, n in missing.items():
+        per_feature: Counter[str] = Counter()
+        for names, count in missing.items():  # counted per distinct list: most rows miss the same features
+            for name in names:
+                per_feature[name] += count
+        for name, n in per_feature.items():
             m.features_missing.labels(model, name).inc(n)
 
     async def _fetch(self, fetch: Callable[[Sequence[K]], object], keys: Sequence[K], model: str,

@@ -23,7 +23,7 @@ from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.scorer import Identified, Scorer, identify_session_event, identify_transaction
 from stream_scorer.errors import BrokerUnavailable, ScoringError
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.worker.dead_letters import DeadLetter, dead_letter
 from stream_scorer.worker.decode import decode
 
@@ -169,10 +169,8 @@ class BatchProcessor:
         outputs += [(self._out.shadow, s.event_id.encode(), s.model_dump_json().encode()) for s in shadows]
         await self._retrying(topic, lambda: self._send_all(outputs, letters))
         done = self._clock()
-        latency = self._metrics.event_to_decision.labels(topic)
-        for record in sources:
-            if record.timestamp is not None:
-                latency.observe(max(0.0, done - record.timestamp))
+        observe_many(self._metrics.event_to_decision.labels(topic),
+                     [max(0.0, done - r.timestamp) for r in sources if r.timestamp is not None])
         self._metrics.stream_events.labels(topic, "scored").inc(len(scored))
         self._count_dead(topic, letters)
 

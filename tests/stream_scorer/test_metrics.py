@@ -1,0 +1,50 @@
+import math
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from stream_scorer.metrics import observe_many
+
+
+def _pair() -> tuple[CollectorRegistry, Histogram, CollectorRegistry, Histogram]:
+    a, b = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.1, 0.25, 0.5, 1.0)
+    return (a, Histogram("h", "h", ["k"], buckets=buckets, registry=a),
+            b, Histogram("h", "h", ["k"], buckets=buckets, registry=b))
+
+
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    return {(s.name, s.labels.get("le", "")): s.value for metric in registry.collect() for s in metric.samples
+            if not s.name.endswith("_created")}
+
+
+def _same(many: CollectorRegistry, one: CollectorRegistry) -> None:
+    got, expected = _samples(many), _samples(one)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if key[0] == "h_sum":  # numpy sums in another order: equal up to rounding
+            assert math.isclose(got[key], value, rel_tol=1e-12) or (math.isnan(got[key]) and math.isnan(value))
+        else:
+            assert got[key] == value, key
+
+
+def test_observe_many_exposes_what_one_observe_per_value_does() -> None:
+    reg_one, one, reg_many, many = _pair()
+    values = [0.0, 0.1, 0.1000001, 0.25, 0.3, 0.99, 1.0, 1.5, 1e9, -2.0, 0.5]
+    for v in values:
+        one.labels("x").observe(v)
+    observe_many(many.labels("x"), np.array(values[:4]))
+    observe_many(many.labels("x"), values[4:])
+    observe_many(many.labels("x"), [])
+    _same(reg_many, reg_one)
+    assert b'h_bucket{k="x",le="0.1"} 3.0' in generate_latest(reg_many)  # 0.0, 0.1 and -2.0: le is inclusive
+    assert b'h_count{k="x"} 11.0' in generate_latest(reg_many)
+
+
+def test_observe_many_counts_nan_in_no_bucket_like_observe() -> None:
+    reg_one, one, reg_many, many = _pair()
+    one.labels("x").observe(math.nan)
+    one.labels("x").observe(0.2)
+    observe_many(many.labels("x"), [math.nan, 0.2])
+    _same(reg_many, reg_one)
+    assert _samples(reg_many)[("h_count", "")] == 1.0  # the count is the sum of the buckets: NaN is in none
