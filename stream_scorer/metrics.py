@@ -85,13 +85,18 @@ class Metrics:
                                        registry=r)
 
 
+_OBSERVE_ONE_BY_ONE_BELOW = 12
+
+
 def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> None:
     """``histogram.observe`` for each value, in one bucket search for the batch (numpy) instead of a Python loop
     over the buckets per value. Writes the client's own bucket and sum storage (``_upper_bounds``, ``_buckets``,
     ``_sum``; a test checks the exposition equals one ``observe`` per value)."""
-    amounts = np.asarray(values, dtype=np.float64)
-    if not amounts.size:
+    if len(values) < _OBSERVE_ONE_BY_ONE_BELOW:  # numpy's per-call overhead is ~8 us: a few values go one by one
+        for value in values:
+            histogram.observe(float(value))
         return
+    amounts = np.asarray(values, dtype=np.float64)
     bounds = histogram._upper_bounds
     index = np.searchsorted(np.asarray(bounds, dtype=np.float64), amounts, side="left")  # first bound >= value
     counts = np.bincount(index, minlength=len(bounds) + 1)[:len(bounds)]  # past the last bound: NaN, no bucket

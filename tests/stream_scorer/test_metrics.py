@@ -33,18 +33,22 @@ def test_observe_many_exposes_what_one_observe_per_value_does() -> None:
     values = [0.0, 0.1, 0.1000001, 0.25, 0.3, 0.99, 1.0, 1.5, 1e9, -2.0, 0.5]
     for v in values:
         one.labels("x").observe(v)
-    observe_many(many.labels("x"), np.array(values[:4]))
-    observe_many(many.labels("x"), values[4:])
+    observe_many(many.labels("x"), np.array(values[:4]))  # one by one
+    observe_many(many.labels("x"), values[4:] * 3)  # numpy
+    for v in values[4:] * 2:
+        one.labels("x").observe(v)
     observe_many(many.labels("x"), [])
     _same(reg_many, reg_one)
-    assert b'h_bucket{k="x",le="0.1"} 3.0' in generate_latest(reg_many)  # 0.0, 0.1 and -2.0: le is inclusive
-    assert b'h_count{k="x"} 11.0' in generate_latest(reg_many)
+    assert b'h_bucket{k="x",le="0.1"} 5.0' in generate_latest(reg_many)  # 0.0, 0.1, 3 x -2.0: le is inclusive
+    assert b'h_count{k="x"} 25.0' in generate_latest(reg_many)
 
 
 def test_observe_many_counts_nan_in_no_bucket_like_observe() -> None:
     reg_one, one, reg_many, many = _pair()
-    one.labels("x").observe(math.nan)
-    one.labels("x").observe(0.2)
-    observe_many(many.labels("x"), [math.nan, 0.2])
+    for _ in range(11):
+        one.labels("x").observe(math.nan)
+        one.labels("x").observe(0.2)
+    observe_many(many.labels("x"), [math.nan, 0.2] * 10)  # the numpy path
+    observe_many(many.labels("x"), [math.nan, 0.2])  # a few values: one by one
     _same(reg_many, reg_one)
-    assert _samples(reg_many)[("h_count", "")] == 1.0  # the count is the sum of the buckets: NaN is in none
+    assert _samples(reg_many)[("h_count", "")] == 11.0  # the count is the sum of the buckets: NaN is in none
