@@ -108,13 +108,22 @@ async def test_10000_transactions_give_10000_decisions_equal_to_http_batch(
         settings: Settings, redis_client: aioredis.Redis, api: httpx.AsyncClient, tmp_path: Path) -> None:
     events = _recent_events(10_000, cards=500, merchants=50, seed=11)
     log = tmp_path / "worker.log"
-    with worker_process(settings, log):
+    worker = _own_worker(settings, tmp_path, "worker")
+    with worker_process(worker, log):
         async with TopicReader(settings.kafka.bootstrap_servers, [settings.topics.fraud_decisions]) as reader:
             await produce(settings.kafka.bootstrap_servers, settings.topics.transactions, _records(events))
             done = await reader.wait_until(lambda rs: len(_by_tx(rs)) >= len(events), within=120)
             assert done, f"{len(_by_tx(reader.records))} of {len(events)} decided in 120 s\n{_logs(log)}"
             await reader.settle(2.0)
             records = list(reader.records)
+        metrics = (await _get(worker.worker.metrics_port, "/metrics")).text
+    # whole fetched batches reached the processor, none larger than WORKER_BATCH_SIZE
+    topic = re.escape(settings.topics.transactions)
+    batches = float(re.findall(rf'^stream_batch_size_count{{topic="{topic}"}} (\S+)$', metrics, re.M)[0])
+    batched = float(re.findall(rf'^stream_batch_size_sum{{topic="{topic}"}} (\S+)$', metrics, re.M)[0])
+    assert batched == len(events) and batches <= len(events) / 5, f"{batched} events in {batches} batches"
+    assert float(re.findall(rf'^stream_batch_size_bucket{{le="500.0",topic="{topic}"}} (\S+)$', metrics,
+                            re.M)[0]) == batches
     by_tx = _by_tx(records)
     assert set(by_tx) == {_tx(e) for e in events}
     assert len(records) == len(events), f"duplicates: {list(_duplicates(by_tx).items())[:10]}\n{_logs(log)}"
