@@ -60,8 +60,8 @@ class RequestContextMiddleware:
             if metered:
                 self.metrics.active_requests.dec()
                 endpoint = _endpoint(scope)
-                self.metrics.requests.labels(endpoint, str(status)).inc()
-                self.metrics.request_duration.labels(endpoint).observe(elapsed)
+                self.metrics.child(self.metrics.requests, endpoint, str(status)).inc()
+                self.metrics.child(self.metrics.request_duration, endpoint).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("request", extra={"method": scope["method"], "path": path, "status": status,
                                                   "duration_ms": round(elapsed * 1000, 3),

@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 
 from stream_scorer.config import Settings
 from stream_scorer.core.feature_cache import SlowFeatureCache
-from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, NOT_DRIFT_MONITORED, PERSONALIZATION_FEATURE_NAMES
+from stream_scorer.core.redis_client import create_redis
 from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.base import ModelLoadError

@@ -117,7 +117,8 @@ async def materialize(settings: Settings, data_dir: Path, *, batch_size: int = 5
                       reset: bool = False, reset_if_changed: bool = False,
                       console: Console | None = None) -> MaterializeResult:
     """Replay the saved history's tail into the Redis of ``settings``."""
-    from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+    from stream_scorer.core.feature_store import RedisFeatureStore
+    from stream_scorer.core.redis_client import create_redis
 
     redis = create_redis(settings.redis)
     try:

@@ -39,10 +39,20 @@ _PHRASES: dict[str, str] = {
 def top_factors(contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[list[int]]:
     """Per row of a ``(rows, features)`` matrix, the indices of the features pushing the score up the most,
     largest first (ties by feature order); one sort for the whole batch."""
+    if len(contributions) < _SORT_ONE_BY_ONE_BELOW:  # numpy's per-call overhead outweighs a few rows' sort
+        return [_row_top(row, limit) for row in contributions.tolist()]
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :limit]
     keep = np.take_along_axis(contributions, order, axis=1) >= MIN_CONTRIBUTION
     return [[i for i, k in zip(row, kept, strict=True) if k] for row, kept in zip(order.tolist(), keep.tolist(),
                                                                                strict=True)]
+
+
+_SORT_ONE_BY_ONE_BELOW = 8
+
+
+def _row_top(row: list[float], limit: int) -> list[int]:
+    order = sorted(range(len(row)), key=lambda j: -row[j])[:limit]  # stable: ties by feature order, as argsort's
+    return [j for j in order if row[j] >= MIN_CONTRIBUTION]
 
 
 def describe(name: str, value: float) -> str:

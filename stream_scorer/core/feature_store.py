@@ -24,13 +24,10 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from stream_scorer.config import RedisSettings
 from stream_scorer.core import redis_scripts as scripts
 from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_inputs import CardTx, DailyCounts, FraudState, PersonalizationState, UserEvent, day_of
@@ -67,19 +64,6 @@ def user_key(user_id: str) -> str:
 
 def item_key(item_id: str) -> str:
     return f"features:item:{item_id}"
-
-
-def create_redis(settings: RedisSettings) -> aioredis.Redis:
-    """A pooled asyncio client (hiredis parser when installed); no connection is opened until first use."""
-    password = settings.password.get_secret_value() if settings.password else None
-    return aioredis.Redis(
-        host=settings.host, port=settings.port, db=settings.db, password=password, decode_responses=True,
-        max_connections=settings.max_connections, socket_timeout=settings.socket_timeout_sec,
-        socket_connect_timeout=settings.socket_timeout_sec, health_check_interval=30,
-        # no retries with backoff (redis-py's default: 10): a Redis outage must cost one timeout, not seconds,
-        # so the API answers degraded at once and /health stays within probe timeouts
-        retry=Retry(NoBackoff(), 0),
-    )
 
 
 class FeatureStore(Protocol):

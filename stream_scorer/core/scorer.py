@@ -150,8 +150,8 @@ class Scorer:
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_explain - t_model) * 1000,
                            explain=(t_done - t_explain) * 1000)
-        m.model_inference_duration.labels(FRAUD_MODEL, "predict").observe(t_explain - t_model)
-        m.model_inference_duration.labels(FRAUD_MODEL, "explain").observe(t_done - t_explain)
+        m.child(m.model_inference_duration, FRAUD_MODEL, "predict").observe(t_explain - t_model)
+        m.child(m.model_inference_duration, FRAUD_MODEL, "explain").observe(t_done - t_explain)
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
@@ -221,7 +221,8 @@ class Scorer:
         t_done = time.perf_counter()
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
-        self._metrics.model_inference_duration.labels(PERSONALIZATION_MODEL, "predict").observe(t_done - t_model)
+        m = self._metrics
+        m.child(m.model_inference_duration, PERSONALIZATION_MODEL, "predict").observe(t_done - t_model)
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
@@ -297,15 +298,15 @@ class Scorer:
         """Metrics once per batch, not per event (label lookups are the expensive part)."""
         m = self._metrics
         for served, rows in groups:
-            observe_many(m.prediction_scores.labels(model, served.version), scores[rows_of(rows, len(scores))])
+            observe_many(m.child(m.prediction_scores, model, served.version), scores[rows_of(rows, len(scores))])
         for (version, outcome), n in outcomes.items():
-            m.decisions.labels(model, version, outcome).inc(n)
+            m.child(m.decisions, model, version, outcome).inc(n)
         per_feature: Counter[str] = Counter()
         for names, count in missing.items():  # counted per distinct list: most rows miss the same features
             for name in names:
                 per_feature[name] += count
         for name, n in per_feature.items():
-            m.features_missing.labels(model, name).inc(n)
+            m.child(m.features_missing, model, name).inc(n)
 
     async def _fetch(self, fetch: Callable[[Sequence[K]], object], keys: Sequence[K], model: str,
                            allow_degraded: bool, empty: Callable[[], S]) -> tuple[list[S], bool]:
@@ -322,7 +323,7 @@ class Scorer:
             self._metrics.degraded_decisions.labels(model).inc(len(keys))
             return [empty() for _ in keys], True
         self._metrics.redis_up.set(1)
-        self._metrics.feature_fetch_duration.labels(model).observe(time.perf_counter() - start)
+        self._metrics.child(self._metrics.feature_fetch_duration, model).observe(time.perf_counter() - start)
         return states, False
 
     async def _apply(self, apply: Callable[[Sequence[U]], object], updates: Sequence[U]) -> Any:

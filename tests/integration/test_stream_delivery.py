@@ -29,8 +29,9 @@ from schemas.decisions import TIMING_FIELDS
 from schemas.events import TransactionEvent
 from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.config import RedisSettings, Settings
-from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, fraud_features
+from stream_scorer.core.redis_client import create_redis
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import headers_dict

@@ -52,3 +52,15 @@ def test_observe_many_counts_nan_in_no_bucket_like_observe() -> None:
     observe_many(many.labels("x"), [math.nan, 0.2])  # a few values: one by one
     _same(reg_many, reg_one)
     assert _samples(reg_many)[("h_count", "")] == 11.0  # the count is the sum of the buckets: NaN is in none
+
+
+def test_child_is_the_labelled_child_and_is_remembered() -> None:
+    from stream_scorer.metrics import Metrics
+
+    metrics = Metrics()
+    first = metrics.child(metrics.decisions, "fraud", "v1", "approve")
+    assert first is metrics.decisions.labels("fraud", "v1", "approve")
+    assert metrics.child(metrics.decisions, "fraud", "v1", "approve") is first
+    first.inc(3)
+    assert metrics.registry.get_sample_value(
+        "scoring_decisions_total", {"model": "fraud", "version": "v1", "action": "approve"}) == 3

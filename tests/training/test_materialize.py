@@ -157,7 +157,8 @@ async def redis_settings(request: pytest.FixtureRequest) -> AsyncIterator[Settin
 async def test_materialize_into_real_redis_matches_offline_state(
         redis_settings: Settings, data_dir: Path, small_transactions: SimulatedTransactions,
         small_sessions: SimulatedSessions) -> None:
-    from stream_scorer.core.feature_store import RedisFeatureStore, create_redis
+    from stream_scorer.core.feature_store import RedisFeatureStore
+    from stream_scorer.core.redis_client import create_redis
 
     first = await materialize(redis_settings, data_dir, batch_size=2_000)
     assert first.keys_after > first.keys_before == 0

@@ -21,3 +21,14 @@ def test_batch_equals_the_row_by_row_definition() -> None:
     assert top_factors(x) == [_one_row(row) for row in x]
     assert top_factors(x)[7] == [] and top_factors(x)[8][:2] == [3, 9]
     assert top_factors(np.empty((0, 22))) == []
+
+
+def test_a_few_rows_sorted_in_python_give_the_same_factors() -> None:
+    rng = np.random.default_rng(6)
+    x = np.round(rng.normal(0, 0.3, size=(200, 22)), 2)
+    x[3, [3, 9]] = 0.9
+    x[4] = 0.0
+    for start in range(0, len(x), 5):  # batches of 5 take the small path
+        chunk = x[start:start + 5]
+        assert top_factors(chunk) == [_one_row(row) for row in chunk]
+    assert top_factors(x[3:4])[0][:2] == [3, 9] and top_factors(x[4:5]) == [[]]
