@@ -12,7 +12,8 @@ from http_api.coalescer import Coalescer
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.bootstrap import Services
-from stream_scorer.core.scorer import Identified, Scorer, Timings
+from stream_scorer.core.identified import Identified
+from stream_scorer.core.scorer import Scorer, Timings
 
 
 async def get_services(request: Request) -> Services:

@@ -23,7 +23,8 @@ from http_api.body import check_declared_size, validate_body
 from http_api.deps import Coalescers
 from http_api.errors import ErrorReply, scoring_error_reply, unexpected_error_reply, validation_error_reply
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.scorer import Timings, identify_session_event, identify_transaction, new_event_id
+from stream_scorer.core.identified import identify_session_event, identify_transaction, new_event_id
+from stream_scorer.core.scorer import Timings
 from stream_scorer.errors import ScoringError
 from stream_scorer.metrics import Metrics
 

@@ -15,7 +15,7 @@ from http_api.hot_routes import MAX_EVENT_BYTES, Kind, score_event, server_timin
 from http_api.responses import JSONBytes
 from schemas.decisions import FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.scorer import identify_session_event, identify_transaction, new_event_id
+from stream_scorer.core.identified import identify_session_event, identify_transaction, new_event_id
 from stream_scorer.errors import BatchTooLarge
 
 router = APIRouter(tags=["scoring"])

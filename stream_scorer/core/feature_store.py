@@ -253,8 +253,10 @@ class RedisFeatureStore:
         try:
             await conn.send_packed_command(packed, check_health=False)
         except BaseException as exc:
-            await conn.disconnect()  # a half-written command must not be left for the next user
-            await pool.release(conn)
+            try:
+                await conn.disconnect()  # a half-written command must not be left for the next user
+            finally:
+                await pool.release(conn)
             if retry and isinstance(exc, RedisConnectionError):
                 return self._eval(script, keys, args, retry=False)
             raise

@@ -6,14 +6,13 @@ the whole matrix, then the decisions. The stream also applies each event's featu
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import secrets
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,21 +22,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore, trusted
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
+from stream_scorer.core.batch_merge import merge_card_batch, merge_user_batch, session_update, tx_update
 from stream_scorer.core.explain import fraud_explanation, top_factors
-from stream_scorer.core.feature_state import NO_SESSION, LabelUpdate, SessionUpdate, TransactionUpdate
+from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.feature_store import FeatureStore
 from stream_scorer.core.features import (
     FRAUD_FEATURE_NAMES,
     PERSONALIZATION_FEATURE_NAMES,
-    CardTx,
     FraudState,
     PersonalizationState,
-    UserEvent,
     fraud_features,
     missing_fraud_features,
     missing_personalization_features,
     personalization_features,
 )
+from stream_scorer.core.identified import Identified
 from stream_scorer.core.routed import Groups, contributions_routed, predict_routed, rows_of, score_shadows
 from stream_scorer.errors import FeatureStoreUnavailable
 from stream_scorer.metrics import Metrics, observe_many
@@ -58,39 +57,9 @@ _OPERATIONAL_REPLIES = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "CLUSTERDOWN", 
 log = logging.getLogger(__name__)
 
 
-E = TypeVar("E", TransactionEvent, SessionEvent)
 K = TypeVar("K")
 S = TypeVar("S")
 U = TypeVar("U")
-
-
-@dataclass(frozen=True, slots=True)
-class Identified(Generic[E]):
-    """An event with its id and time settled (from the event, else from the adapter's fallback)."""
-
-    event: E
-    event_id: str
-    ts: float
-
-
-def new_event_id() -> str:
-    """An id for an HTTP request that brought none (random, 128 bits)."""
-    return secrets.token_hex(16)
-
-
-def identify_transaction(event: TransactionEvent, fallback_id: str | Callable[[], str],
-                         fallback_ts: float) -> Identified[TransactionEvent]:
-    """``fallback_id`` may be a callable, called only when the event has no id of its own."""
-    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
-    event_id = event.transaction_id or (fallback_id() if callable(fallback_id) else fallback_id)
-    return Identified(event, event_id, ts)
-
-
-def identify_session_event(event: SessionEvent, fallback_id: str | Callable[[], str],
-                           fallback_ts: float) -> Identified[SessionEvent]:
-    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
-    event_id = event.event_id or (fallback_id() if callable(fallback_id) else fallback_id)
-    return Identified(event, event_id, ts)
 
 
 class Scorer:
@@ -121,16 +90,21 @@ class Scorer:
         states, degraded = await self._fetch(self._store.fetch_fraud_states, keys, FRAUD_MODEL, allow_degraded,
                                              FraudState)
         if apply_updates and len(items) > 1:  # events to be recorded see the earlier ones of their batch
-            _merge_card_batch(items, states)
+            merge_card_batch(items, states)
         # the updates are sent now and Redis applies them while this batch is scored: reads are as of each
         # event's time, so they cannot see them; the decisions are returned once Redis has applied them
-        applied = (await self._send_updates(self._store.send_transactions, [_tx_update(i) for i in items])
+        applied = (await self._send_updates(self._store.send_transactions, [tx_update(i) for i in items])
                    if apply_updates else None)
         try:
-            return self._fraud_decisions(items, states, route, start, timings, shadow, degraded)
-        finally:
-            if applied is not None:
-                await self._updates_applied(applied)
+            decisions = self._fraud_decisions(items, states, route, start, timings, shadow, degraded)
+        except BaseException:
+            if applied is not None:  # read the reply (the connection goes back); the scoring error is the news
+                with contextlib.suppress(Exception):
+                    await applied
+            raise
+        if applied is not None:
+            await self._updates_applied(applied)
+        return decisions
 
     def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
                          route: ModelRoute, start: float, timings: Timings | None, shadow: list[ShadowScore] | None,
@@ -197,14 +171,19 @@ class Scorer:
         states, degraded = await self._fetch(self._store.fetch_personalization_states, keys,
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
         if apply_updates and len(items) > 1:
-            _merge_user_batch(items, states)
-        applied = (await self._send_updates(self._store.send_session_events, [_session_update(i) for i in items])
+            merge_user_batch(items, states)
+        applied = (await self._send_updates(self._store.send_session_events, [session_update(i) for i in items])
                    if apply_updates else None)
         try:
-            return self._personalization_decisions(items, states, route, start, timings, shadow, degraded)
-        finally:
-            if applied is not None:
-                await self._updates_applied(applied)
+            decisions = self._personalization_decisions(items, states, route, start, timings, shadow, degraded)
+        except BaseException:
+            if applied is not None:  # read the reply (the connection goes back); the scoring error is the news
+                with contextlib.suppress(Exception):
+                    await applied
+            raise
+        if applied is not None:
+            await self._updates_applied(applied)
+        return decisions
 
     def _personalization_decisions(self, items: Sequence[Identified[SessionEvent]],
                                    states: Sequence[PersonalizationState], route: ModelRoute, start: float,
@@ -371,59 +350,3 @@ def _raise_if_not_operational(exc: BaseException) -> None:
 
 def _freshness(now: float, updated_at: float | None) -> float | None:
     return None if updated_at is None else round(max(0.0, now - updated_at), 3)
-
-
-def _tx_update(i: Identified[TransactionEvent]) -> TransactionUpdate:
-    e = i.event
-    return TransactionUpdate(i.event_id, e.card_id, i.ts, e.transaction_amount, e.country_code, e.merchant_id,
-                             e.mcc_code)
-
-
-def _session_update(i: Identified[SessionEvent]) -> SessionUpdate:
-    e = i.event
-    return SessionUpdate(i.event_id, e.user_id, i.ts, e.event_type, e.item_id, e.item_category, e.item_price,
-                         e.session_id)
-
-
-H = TypeVar("H", CardTx, UserEvent)
-
-
-def _with_batch(entities: Sequence[str], histories: Sequence[Sequence[H]],
-                entry: Callable[[int], H]) -> list[Sequence[H]]:
-    """Each row's history plus the other events of its entity in the same batch (once per event id), built
-    once per entity; the feature functions keep, per event, only what precedes it."""
-    rows_of: dict[str, list[int]] = defaultdict(list)
-    for row, entity in enumerate(entities):
-        rows_of[entity].append(row)
-    merged_histories = list(histories)
-    for rows in rows_of.values():
-        if len(rows) < 2:
-            continue
-        merged = {e.event_id: e for e in histories[rows[0]]}  # the rows of one entity read the same state
-        for r in rows:
-            merged.setdefault(entry(r).event_id, entry(r))
-        shared = list(merged.values())
-        for r in rows:
-            merged_histories[r] = shared
-    return merged_histories
-
-
-def _merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list[FraudState]) -> None:
-    def entry(r: int) -> CardTx:
-        i = items[r]
-        return CardTx(i.event_id, i.ts, i.event.transaction_amount, i.event.country_code or "", i.event.merchant_id)
-
-    merged = _with_batch([i.event.card_id for i in items], [s.card_history for s in states], entry)
-    for state, history in zip(states, merged, strict=True):
-        state.card_history = history
-
-
-def _merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[PersonalizationState]) -> None:
-    def entry(r: int) -> UserEvent:
-        e = items[r].event
-        return UserEvent(items[r].event_id, items[r].ts, e.event_type, e.item_category, e.item_price, e.item_id,
-                         e.session_id or NO_SESSION)
-
-    merged = _with_batch([i.event.user_id for i in items], [s.user_history for s in states], entry)
-    for state, history in zip(states, merged, strict=True):
-        state.user_history = history

@@ -49,6 +49,10 @@ class BatchApp(faust.App):
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
+    _carried: Sequence[tuple[TP, Any]] = ()
+    """Records of the last fetch beyond ``batch_size``: the head of the next batch."""
+    _carried_generation: int | None = None
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # the fetcher service's loop
         app = cast(BatchApp, self.app)
         stopped = self._stopped.is_set
@@ -79,8 +83,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 raise
 
     async def _deliver(self, handler: BatchHandler, messages: list[Message]) -> None:
-        for message in messages:
-            self.track_message(message)
+        """Run the handler on already tracked messages, then ack them."""
+        inbound = self.app.monitor.stream_inbound_time  # what faust's stall check reads (set by streams before)
+        now = time.monotonic()
+        for tp in {m.tp for m in messages}:
+            inbound[tp] = now
 
         async def run() -> None:
             await handler(messages)
@@ -94,55 +101,66 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await asyncio.shield(asyncio.ensure_future(run()))
 
     async def _fetch_batch(self, size: int, within: float) -> list[Message]:
-        """Up to ``size`` records of the active partitions, in partition order; when the first fetch brings
-        fewer, more are fetched for at most ``within`` seconds. Empty when the flow stopped (a rebalance): the
-        records fetched meanwhile are left to be read again from the committed offsets."""
-        records: list[tuple[TP, Any]] = []
-        generation: int | None = None
+        """Up to ``size`` records of the active partitions, in partition order (more are fetched for at most
+        ``within`` seconds while there are fewer; records beyond ``size`` start the next batch). Empty while a
+        rebalance is under way: its recovery seeks to the committed offsets, so what was fetched and not
+        delivered is read again."""
+        records, generation = list(self._carried), self._carried_generation
+        self._carried = ()
         deadline: float | None = None
-        timeout = FETCH_TIMEOUT_SEC
-        while True:
+        while not records or (len(records) < size and within > 0):
+            if records:
+                now = time.monotonic()
+                deadline = now + within if deadline is None else deadline
+                if now >= deadline:
+                    break
+                timeout = deadline - now
+            else:
+                timeout = FETCH_TIMEOUT_SEC
             fetched, active = await self._wait_next_records(timeout)
-            if self.should_stop:
+            if self.should_stop or not self.flow_active:
                 return []
-            if generation is None:
-                generation = self.app.consumer_generation_id
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                # a rebalance started or happened meanwhile: what this consumer read but did not deliver is
-                # read again from the committed offsets (the fetcher's positions moved past it)
-                await self.perform_seek()
-                return []
+            if self.app.consumer_generation_id != generation:  # a rebalance happened: its seek re-reads these
+                records, generation = [], self.app.consumer_generation_id
             for tp, tp_records in (fetched or {}).items():
                 if active is None or tp in active or tp in self._buffered_partitions:
                     records.extend((tp, record) for record in tp_records)
-            if not records or len(records) >= size or within <= 0:
-                break
-            now = time.monotonic()
-            deadline = deadline if deadline is not None else now + within
-            if now >= deadline:
-                break
-            timeout = deadline - now
-        return await self._new_messages(records)
+            if not records:
+                return []  # nothing within the timeout: the loop checks for a stop, then fetches again
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return []
+        self._carried, self._carried_generation = records[size:], generation
+        # no await since the checks above: the whole batch is tracked before a rebalance can start waiting for it
+        messages, gaps = self._track_new(records[:size])
+        for tp, offset_from, offset_to in gaps:
+            await self._add_gap(tp, offset_from, offset_to)
+        return messages
 
-    async def _new_messages(self, records: Sequence[tuple[TP, Any]]) -> list[Message]:
-        """Messages of the records not read before (as faust's loop: offsets below the read offset are dropped,
-        gaps in offsets are registered so that commits can pass them)."""
+    def _track_new(self, records: Sequence[tuple[TP, Any]]) -> tuple[list[Message], list[tuple[TP, int, int]]]:
+        """Messages of the records not read before (as faust's loop: offsets below the read offset are
+        dropped), tracked as in flight when a batch handler will ack them; and the gaps in offsets to register
+        so that commits can pass them."""
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
+        handled = cast(BatchApp, self.app).batch_handlers
         to_message = self._to_message
         messages: list[Message] = []
+        gaps: list[tuple[TP, int, int]] = []
         for tp, record in records:
             offset = record.offset
             last = read_offset[tp]
             if last is not None and offset < last:
                 continue
             if last and offset - last > 1 and acks_enabled_for(tp.topic):
-                await self._add_gap(tp, last + 1, offset)
-            messages.append(to_message(tp, record))
+                gaps.append((tp, last + 1, offset))
+            message = to_message(tp, record)
+            if tp.topic in handled:
+                self.track_message(message)
+            messages.append(message)
             read_offset[tp] = offset
         for tp in {tp for tp, _ in records}:
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-        return messages
+        return messages, gaps
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from schemas.decisions import ShadowScore
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 from stream_scorer.core.feature_state import LabelUpdate
-from stream_scorer.core.scorer import Identified, Scorer, identify_session_event, identify_transaction
+from stream_scorer.core.identified import Identified, identify_session_event, identify_transaction
+from stream_scorer.core.scorer import Scorer
 from stream_scorer.errors import BrokerUnavailable, ScoringError
 from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.worker.dead_letters import DeadLetter, dead_letter

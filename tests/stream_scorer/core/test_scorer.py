@@ -9,7 +9,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from schemas.decisions import TIMING_FIELDS
 from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
-from stream_scorer.core.scorer import Scorer, identify_session_event, identify_transaction
+from stream_scorer.core.identified import identify_session_event, identify_transaction
+from stream_scorer.core.scorer import Scorer
 from stream_scorer.errors import FeatureStoreUnavailable, ModelNotLoaded
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry

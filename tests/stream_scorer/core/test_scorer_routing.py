@@ -9,7 +9,8 @@ import pytest
 
 from schemas.decisions import TIMING_FIELDS, ShadowScore
 from stream_scorer.bootstrap import MODEL_FEATURES
-from stream_scorer.core.scorer import Scorer, identify_session_event, identify_transaction
+from stream_scorer.core.identified import identify_session_event, identify_transaction
+from stream_scorer.core.scorer import Scorer
 from stream_scorer.metrics import Metrics
 from stream_scorer.models import admin
 from stream_scorer.models.registry import ModelRegistry

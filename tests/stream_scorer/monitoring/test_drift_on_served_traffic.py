@@ -14,7 +14,8 @@ from schemas.events import TransactionEvent
 from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.features import NOT_DRIFT_MONITORED
-from stream_scorer.core.scorer import Scorer, identify_transaction
+from stream_scorer.core.identified import identify_transaction
+from stream_scorer.core.scorer import Scorer
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.monitoring import DriftTracker

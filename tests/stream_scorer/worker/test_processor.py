@@ -14,7 +14,8 @@ import pytest
 from schemas.decisions import FraudDecision
 from schemas.events import TransactionEvent
 from stream_scorer.bootstrap import MODEL_FEATURES
-from stream_scorer.core.scorer import Identified, Scorer
+from stream_scorer.core.identified import Identified
+from stream_scorer.core.scorer import Scorer
 from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry

@@ -1,0 +1,43 @@
+"""Events with their identity settled: the id and time every path (HTTP, stream) scores them under."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from schemas.events import SessionEvent, TransactionEvent
+
+E = TypeVar("E", TransactionEvent, SessionEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Identified(Generic[E]):
+    """An event with its id and time settled (from the event, else from the adapter's fallback)."""
+
+    event: E
+    event_id: str
+    ts: float
+
+
+def new_event_id() -> str:
+    """An id for an HTTP request that brought none (random, 128 bits)."""
+    return secrets.token_hex(16)
+
+
+def identify_transaction(event: TransactionEvent, fallback_id: str | Callable[[], str],
+                         fallback_ts: float) -> Identified[TransactionEvent]:
+    """``fallback_id`` may be a callable, called only when the event has no id of its own."""
+    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
+    event_id = event.transaction_id or (fallback_id() if callable(fallback_id) else fallback_id)
+    return Identified(event, event_id, ts)
+
+
+def identify_session_event(event: SessionEvent, fallback_id: str | Callable[[], str],
+                           fallback_ts: float) -> Identified[SessionEvent]:
+    ts = event.timestamp.timestamp() if event.timestamp is not None else fallback_ts
+    event_id = event.event_id or (fallback_id() if callable(fallback_id) else fallback_id)
+    return Identified(event, event_id, ts)
+
+
