@@ -129,6 +129,7 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
         broker_commit_interval=0.5,
         producer_linger_ms=1,
         producer_acks=-1,
+        topic_disable_leader=True,  # faust's leader topic is read by no batch handler (and no agent runs here)
     )
     topics = declare_topics(app, settings.topics)
     runtime = ScoringRuntime(settings, app, topics, registry)

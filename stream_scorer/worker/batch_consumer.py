@@ -9,7 +9,9 @@ fetch (up to ``batch_size``, topped up for at most ``batch_wait_sec``) go to the
 
 Delivery is unchanged: every message is tracked before its handler runs and acked when the handler returns, and
 faust commits acked offsets; a rebalance or a shutdown waits for the batch in flight (``wait_empty``) before
-committing, and a handler that fails never acks (the worker exits, the batch is redelivered).
+committing, and a handler that fails never acks (``ScoringRuntime.run_batch`` exits the process without
+committing, and the batch is redelivered). Only topics subscribed with ``batch_subscribe`` are served: faust
+agents are not (their per-message path would wait on flow control inside this loop during a rebalance).
 """
 
 from __future__ import annotations
@@ -65,9 +67,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     by_topic.setdefault(message.topic, []).append(message)
                 for topic, batch in by_topic.items():
                     handler = app.batch_handlers.get(topic)
-                    if handler is None:  # a topic an agent reads: faust's own per-message path
-                        for message in batch:
-                            await self.callback(message)
+                    if handler is None:  # not tracked, never acked: nothing waits for it (agents are not served)
+                        self.log.warning("no batch handler for %s: %d records skipped", topic, len(batch))
                     else:
                         await self._deliver(handler, batch)
                 commit_every = self._commit_every
@@ -104,7 +105,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         """Up to ``size`` records of the active partitions, in partition order (more are fetched for at most
         ``within`` seconds while there are fewer; records beyond ``size`` start the next batch). Empty while a
         rebalance is under way: its recovery seeks to the committed offsets, so what was fetched and not
-        delivered is read again."""
+        delivered is read again. Carried records are kept only while the generation is unchanged: every
+        rebalance (pausing partitions included) bumps it, as no static membership is configured."""
         records, generation = list(self._carried), self._carried_generation
         self._carried = ()
         deadline: float | None = None
@@ -127,7 +129,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     records.extend((tp, record) for record in tp_records)
             if not records:
                 return []  # nothing within the timeout: the loop checks for a stop, then fetches again
-        if not self.flow_active or self.app.consumer_generation_id != generation:
+        if self.should_stop or not self.flow_active or self.app.consumer_generation_id != generation:
             return []
         self._carried, self._carried_generation = records[size:], generation
         # no await since the checks above: the whole batch is tracked before a rebalance can start waiting for it
