@@ -39,7 +39,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -53,6 +52,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_seconds, service_pids, steal_seconds, summarize_profile
 from stack import stack
 from stream_scorer.core.feature_state import TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
@@ -227,55 +227,6 @@ def batch_stats(port: int, topic: str) -> tuple[float, float]:
     return (total / count if count else 0.0), count
 
 
-PROFILE_PARTS = (
-    ("scoring core: feature read (one Lua call per batch) + parsing", ("Scorer._fetch",)),
-    ("scoring core: feature update (one Lua call per batch)", ("Scorer._apply",)),
-    ("scoring core: features, model, explanation, decision objects", ("Scorer.score_transactions",)),
-    ("worker: decode events (pydantic)", ("decode (stream_scorer/worker/decode.py)",)),
-    ("worker: produce decisions (a task per record) + acks", ("FaustProducer.send", "BatchProcessor._send_all")),
-    ("worker: rest of the batch (JSON encoding, metrics)", ("BatchProcessor.",)),
-    ("faust: fetch + per-message dispatch to the stream", ("Consumer._drain_messages", "Fetcher.", "on_message")),
-    ("faust: stream iteration, take_events, acks", ("Stream.", "Agent.")),
-    ("aiokafka: producer sender, client I/O", ("Sender.", "AIOKafkaClient", "AIOKafkaConnection")),
-    ("redis-py: reading replies", ("redis/",)),
-    ("event loop: select (idle)", ("EpollSelector.select",)),
-)
-
-
-def summarize_profile(path: Path, top: int = 12) -> None:
-    """py-spy ``raw`` output (collapsed stacks, ~100 samples per second per busy thread): the share of samples
-    in each part of the worker, then the functions with the most self time."""
-    parts: Counter[str] = Counter()
-    leaf: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack_text, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        n = int(count_text)
-        total += n
-        frames = [re.sub(r":\d+\)$", ")", f) for f in stack_text.split(";")]
-        leaf[frames[-1]] += n
-        if frames[0].startswith("Thread._bootstrap"):
-            parts["faust's consumer thread (aiokafka fetches)"] += n
-            continue
-        for name, keys in PROFILE_PARTS:
-            if any(k in f for f in frames for k in keys):
-                parts[name] += n
-                break
-        else:
-            parts["other: event loop, task scheduling, faust services"] += n
-    if not total:
-        print("py-spy recorded nothing")
-        return
-    print(f"\nworker profile: {total} samples (~{total / 100:.1f} s of CPU), share by part")
-    for name, n in parts.most_common():
-        print(f"  {100 * n / total:5.1f}%  {name}")
-    print("most self time")
-    for name, n in leaf.most_common(top):
-        print(f"  {100 * n / total:5.1f}%  {name}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000, help="phase 1: transactions as fast as possible")
@@ -363,11 +314,11 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
                                            "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
                                            "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
-    processes = {"worker": pid, **_service_pids()}
+    processes = {"worker": pid, **service_pids()}
     try:
-        cpu_before, steal_before = {n: _cpu_seconds(p) for n, p in processes.items()}, _steal_seconds()
+        cpu_before, steal_before = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
         phase1 = await throughput(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.events, reader, start_profile)
-        cpu_after, steal_after = {n: _cpu_seconds(p) for n, p in processes.items()}, _steal_seconds()
+        cpu_after, steal_after = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
         for name in processes:
             phase1[f"cpu_{name}"] = (cpu_after[name] - cpu_before[name]) / args.events * 1e6
         phase1["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / phase1["wall_sec"]
@@ -381,33 +332,6 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
         sampling.cancel()
         await reader.stop()
     return phase1, phase2, (reader.records, len(reader.first))
-
-
-def _service_pids() -> dict[str, int]:
-    """Redis and Kafka processes of the local stack, found by their command line."""
-    found: dict[str, int] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-            if b"redis-server" in cmdline:
-                found.setdefault("redis", int(proc.name))
-            elif b"kafka.Kafka" in cmdline:
-                found.setdefault("kafka", int(proc.name))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _steal_seconds() -> float:
-    """CPU time the hypervisor gave to others, summed over the cores (``/proc/stat``)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 async def _sample_lag(port: int, topic: str, out: list[float]) -> None:

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 K = TypeVar("K")
 S = TypeVar("S")
 U = TypeVar("U")
+D = TypeVar("D", FraudDecision, PersonalizationDecision)
 
 
 class Scorer:
@@ -91,20 +92,9 @@ class Scorer:
                                              FraudState)
         if apply_updates and len(items) > 1:  # events to be recorded see the earlier ones of their batch
             merge_card_batch(items, states)
-        # the updates are sent now and Redis applies them while this batch is scored: reads are as of each
-        # event's time, so they cannot see them; the decisions are returned once Redis has applied them
-        applied = (await self._send_updates(self._store.send_transactions, [tx_update(i) for i in items])
-                   if apply_updates else None)
-        try:
-            decisions = self._fraud_decisions(items, states, route, start, timings, shadow, degraded)
-        except BaseException:
-            if applied is not None:  # read the reply (the connection goes back); the scoring error is the news
-                with contextlib.suppress(Exception):
-                    await applied
-            raise
-        if applied is not None:
-            await self._updates_applied(applied)
-        return decisions
+        return await self._decide_while_applying(
+            lambda: self._fraud_decisions(items, states, route, start, timings, shadow, degraded),
+            self._store.send_transactions, [tx_update(i) for i in items] if apply_updates else None)
 
     def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
                          route: ModelRoute, start: float, timings: Timings | None, shadow: list[ShadowScore] | None,
@@ -172,18 +162,9 @@ class Scorer:
                                              PERSONALIZATION_MODEL, allow_degraded, PersonalizationState)
         if apply_updates and len(items) > 1:
             merge_user_batch(items, states)
-        applied = (await self._send_updates(self._store.send_session_events, [session_update(i) for i in items])
-                   if apply_updates else None)
-        try:
-            decisions = self._personalization_decisions(items, states, route, start, timings, shadow, degraded)
-        except BaseException:
-            if applied is not None:  # read the reply (the connection goes back); the scoring error is the news
-                with contextlib.suppress(Exception):
-                    await applied
-            raise
-        if applied is not None:
-            await self._updates_applied(applied)
-        return decisions
+        return await self._decide_while_applying(
+            lambda: self._personalization_decisions(items, states, route, start, timings, shadow, degraded),
+            self._store.send_session_events, [session_update(i) for i in items] if apply_updates else None)
 
     def _personalization_decisions(self, items: Sequence[Identified[SessionEvent]],
                                    states: Sequence[PersonalizationState], route: ModelRoute, start: float,
@@ -311,18 +292,30 @@ class Scorer:
         except _STORE_ERRORS as exc:
             self._update_failed(exc)
 
-    async def _send_updates(self, send: Callable[[Sequence[U]], Awaitable[Awaitable[int]]],
-                            updates: Sequence[U]) -> Awaitable[int]:
-        try:
-            return await send(updates)
-        except _STORE_ERRORS as exc:
-            self._update_failed(exc)
+    async def _decide_while_applying(self, decide: Callable[[], list[D]],
+                                     send: Callable[[Sequence[U]], Awaitable[Awaitable[int]]],
+                                     updates: Sequence[U] | None) -> list[D]:
+        """``decide()`` while Redis applies ``updates`` (the stream's; None on HTTP); returns once both are done.
 
-    async def _updates_applied(self, applied: Awaitable[int]) -> int:
+        The updates are sent first: reads are as of each event's time, so the batch's features cannot see them,
+        and the worker scores instead of idling while the script runs."""
+        if updates is None:
+            return decide()
         try:
-            return await applied
+            applied = await send(updates)
         except _STORE_ERRORS as exc:
             self._update_failed(exc)
+        try:
+            decisions = decide()
+        except BaseException:
+            with contextlib.suppress(Exception):  # read the reply (the connection goes back); the scoring
+                await applied                     # error is the one to report
+            raise
+        try:
+            await applied
+        except _STORE_ERRORS as exc:
+            self._update_failed(exc)
+        return decisions
 
     def _update_failed(self, exc: BaseException) -> NoReturn:
         _raise_if_not_operational(exc)
