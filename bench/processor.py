@@ -20,7 +20,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import asyncio
 import cProfile
-import importlib.util
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -30,17 +29,11 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stream import BENCH_DB, Population, load_history
 from stack import stack
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
-
-# bench/stream.py's population and card histories (loaded by path: this folder is not importable, see above)
-_spec = importlib.util.spec_from_file_location("bench_stream", ROOT / "bench" / "stream.py")
-assert _spec is not None and _spec.loader is not None
-bench_stream = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_stream)
-BENCH_DB, Population, load_history = bench_stream.BENCH_DB, bench_stream.Population, bench_stream.load_history
 
 
 class KeepingProducer:

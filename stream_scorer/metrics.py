@@ -88,7 +88,6 @@ class Metrics:
                                        "are computed on (none published below the minimum).", ["model", "version"],
                                        registry=r)
 
-
     def child(self, metric: M, *labels: str) -> M:
         """``metric.labels(*labels)``, remembered: the client's ``labels`` validates and locks on every call
         (~2 us, several per scored request). Only for metrics whose label sets are never ``remove``d (counters
