@@ -104,9 +104,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def _fetch_batch(self, size: int, within: float) -> list[Message]:
         """Up to ``size`` records of the active partitions, in partition order (more are fetched for at most
         ``within`` seconds while there are fewer; records beyond ``size`` start the next batch). Empty while a
-        rebalance is under way: its recovery seeks to the committed offsets, so what was fetched and not
-        delivered is read again. Carried records are kept only while the generation is unchanged: every
-        rebalance (pausing partitions included) bumps it, as no static membership is configured."""
+        rebalance is under way or happened meanwhile: what was fetched and not delivered is then read again
+        from the committed offsets (``_read_again``). Carried records are kept only while the generation is
+        unchanged: every rebalance (pausing partitions included) bumps it, as no static membership is set."""
         records, generation = list(self._carried), self._carried_generation
         self._carried = ()
         deadline: float | None = None
@@ -119,24 +119,36 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 timeout = deadline - now
             else:
                 timeout = FETCH_TIMEOUT_SEC
+                generation = self.app.consumer_generation_id
             fetched, active = await self._wait_next_records(timeout)
-            if self.should_stop or not self.flow_active:
+            if self.should_stop:
                 return []
-            if self.app.consumer_generation_id != generation:  # a rebalance happened: its seek re-reads these
-                records, generation = [], self.app.consumer_generation_id
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                return await self._read_again()  # a rebalance started or happened during the fetch
             for tp, tp_records in (fetched or {}).items():
                 if active is None or tp in active or tp in self._buffered_partitions:
                     records.extend((tp, record) for record in tp_records)
             if not records:
                 return []  # nothing within the timeout: the loop checks for a stop, then fetches again
-        if self.should_stop or not self.flow_active or self.app.consumer_generation_id != generation:
+        if self.should_stop:
             return []
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            return await self._read_again()
         self._carried, self._carried_generation = records[size:], generation
         # no await since the checks above: the whole batch is tracked before a rebalance can start waiting for it
         messages, gaps = self._track_new(records[:size])
         for tp, offset_from, offset_to in gaps:
             await self._add_gap(tp, offset_from, offset_to)
         return messages
+
+    async def _read_again(self) -> list[Message]:
+        """Drop what was fetched and not delivered, and seek to the committed offsets so it is read again (as
+        faust's ``getmany`` does when the flow stopped). faust's own recovery seek may already be behind us:
+        records fetched after it would otherwise be skipped. A worker left with no partitions has nothing to
+        seek; a failing seek crashes the worker rather than skip records (at-least-once)."""
+        if self.assignment():
+            await self.perform_seek()
+        return []
 
     def _track_new(self, records: Sequence[tuple[TP, Any]]) -> tuple[list[Message], list[tuple[TP, int, int]]]:
         """Messages of the records not read before (as faust's loop: offsets below the read offset are
