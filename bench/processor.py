@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from bench.stream import BENCH_DB, Population, load_history
 from stack import stack
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import RedisSettings, Settings
-from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record
+from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record
 
 
 class KeepingProducer:
@@ -43,9 +43,8 @@ class KeepingProducer:
         self.records = 0
         self._done: asyncio.Future[None] | None = None
 
-    async def send(self, topic: str, key: bytes | None, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
-        self.records += 1
+    async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
+        self.records += len(records)
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
             self._done.set_result(None)

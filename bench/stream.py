@@ -6,8 +6,13 @@ Starts (or reuses) the local stack, creates fresh topics (unique suffix) and emp
 history for every card (``--history`` transactions in the last day, so the card windows are not empty), starts
 ONE ``stream-scorer worker`` with the models in ``artifacts/``, then:
 
+0. capacity: ``--backlog`` transactions are written to the input topic *before* the worker starts; the worker
+   drains them while the benchmark only polls end offsets (the load generator and the decision reader use no
+   CPU meanwhile, as they would on other machines). Decisions/s from the first to the last backlog decision,
+   both stamped by the broker; CPU per event of the worker, Redis and Kafka over the drain;
 1. throughput: produces ``--events`` transactions as fast as aiokafka can (``--cards`` cards, ``--merchants``
-   merchants); decisions/s from the first input record to the last decision (distinct transaction ids);
+   merchants) while the worker scores and the benchmark reads the decisions (all on the same two cores);
+   decisions/s from the first input record to the last decision (distinct transaction ids);
 2. latency: produces at a fixed ``--rate`` for ``--duration`` seconds and reports p50/p99/max of
    *decision appended on the broker* minus *input sent*: the decisions topic is created with
    ``message.timestamp.type=LogAppendTime`` (the broker stamps each decision when it stores it) and each input
@@ -41,12 +46,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +66,7 @@ from stream_scorer.core.features import DAY
 from stream_scorer.models.registry import list_versions
 
 BENCH_DB = 4
+DECISION_PARTITIONS = 6
 MCCS = ["5411", "5812", "5999", "4111", "5732", "5311", "5541", "7011"]
 COUNTRIES = ["US"] * 14 + ["GB", "FR", "DE", "CA", "NG", "BR"]
 
@@ -153,7 +160,7 @@ async def create_topics(bootstrap: str, names: dict[str, str], partitions: int, 
             return
         inputs = {names["TOPIC_TRANSACTIONS"], names["TOPIC_SESSIONS"], names["TOPIC_FRAUD_LABELS"]}
         await admin.create_topics([
-            NewTopic(name, num_partitions=partitions if name in inputs else 6, replication_factor=1,
+            NewTopic(name, num_partitions=partitions if name in inputs else DECISION_PARTITIONS, replication_factor=1,
                      topic_configs={"message.timestamp.type": "LogAppendTime"}
                      if name == names["TOPIC_FRAUD_DECISIONS"] else {})
             for name in names.values()])
@@ -161,11 +168,15 @@ async def create_topics(bootstrap: str, names: dict[str, str], partitions: int, 
         await admin.close()
 
 
-async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader: DecisionReader,
-                     on_start: Callable[[], object]) -> dict[str, float]:
+def events(pop: Population, prefix: str, n: int) -> tuple[set[str], list[tuple[bytes, bytes]]]:
     now = time.time()
-    bodies = [pop.event(f"t1-{i:07d}", now + i * 1e-4) for i in range(n)]
-    payloads = [(key, orjson.dumps(body)) for key, body in bodies]
+    bodies = [pop.event(f"{prefix}-{i:07d}", now + i * 1e-4) for i in range(n)]
+    return {str(body["transaction_id"]) for _, body in bodies}, [(key, orjson.dumps(body)) for key, body in bodies]
+
+
+async def produce_all(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]],
+                      on_start: Callable[[], object] = lambda: None) -> tuple[list[Any], float]:
+    """Every payload as fast as aiokafka can; the broker's metadata of each and the seconds it took."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     try:
@@ -173,17 +184,22 @@ async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader
         started = time.time()
         futures = [await producer.send(topic, value, key=key) for key, value in payloads]
         metas = await asyncio.gather(*futures)
-        produced = time.time()
+        return metas, time.time() - started
     finally:
         await producer.stop()
-    ids = {str(body["transaction_id"]) for _, body in bodies}
+
+
+async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader: DecisionReader,
+                     on_start: Callable[[], object]) -> dict[str, float]:
+    ids, payloads = events(pop, "t1", n)
+    metas, produce_sec = await produce_all(bootstrap, topic, payloads, on_start)
     if not await reader.wait_for(ids, within=max(120.0, n / 500)):
         raise SystemExit(f"only {len(ids.intersection(reader.first))} of {n} decided")
     first_input_ms = min(m.timestamp for m in metas)
     last_decision_ms = max(reader.first[i][0] for i in ids)
     span = (last_decision_ms - first_input_ms) / 1000
-    return {"events": n, "span_sec": span, "rate": n / span, "produce_sec": produced - started,
-            "produce_rate": n / (produced - started), "wall_sec": time.time() - started}
+    return {"events": n, "span_sec": span, "rate": n / span, "produce_sec": produce_sec,
+            "produce_rate": n / produce_sec}
 
 
 async def latency(bootstrap: str, topic: str, pop: Population, rate: float, duration: float,
@@ -229,6 +245,8 @@ def batch_stats(port: int, topic: str) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backlog", type=int, default=50_000,
+                        help="phase 0: transactions written before the worker starts (0: skip)")
     parser.add_argument("--events", type=int, default=100_000, help="phase 1: transactions as fast as possible")
     parser.add_argument("--rate", type=float, default=1000.0, help="phase 2: input events per second")
     parser.add_argument("--duration", type=float, default=20.0, help="phase 2: seconds")
@@ -250,6 +268,9 @@ def main() -> int:
     pop = Population(args.cards, args.merchants)
     asyncio.run(load_history(pop, args.history, env["REDIS_HOST"], int(env["REDIS_PORT"])))
     asyncio.run(create_topics(bootstrap, topics, args.partitions))
+    backlog, payloads = events(pop, "t0", args.backlog)
+    if payloads:  # written before the worker starts: phase 0 measures how fast it drains them
+        asyncio.run(produce_all(bootstrap, topics["TOPIC_TRANSACTIONS"], payloads))
     with socket.socket() as sock:  # a free port for the worker's /metrics
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
@@ -265,7 +286,8 @@ def main() -> int:
     profile_out = Path(data_dir) / "profile.txt"
     try:
         _wait_ready(port, worker, log_path)
-        phase1, phase2, counts = asyncio.run(_phases(args, bootstrap, topics, pop, worker.pid, port, profile_out))
+        phase0, phase1, phase2, counts = asyncio.run(_phases(args, bootstrap, topics, pop, backlog, worker.pid, port,
+                                                             profile_out))
         mean_batch, batches = batch_stats(port, topics["TOPIC_TRANSACTIONS"])
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -276,7 +298,16 @@ def main() -> int:
         asyncio.run(create_topics(bootstrap, topics, args.partitions, delete=True))
     print(f"\nStream benchmark: one worker, {args.partitions} input partitions, models from {model_dir}, "
           f"{os.cpu_count()} cores shared with Kafka, Redis and the load generator")
-    rows = [
+    rows = []
+    if phase0:
+        rows += [
+            ("0. backlog drained, first -> last decision", f"{phase0['rate']:>12,.0f} /s",
+             f"{phase0['events']:,.0f} written before the worker started"),
+            ("0. CPU per event: worker / Redis / Kafka",
+             f"{phase0['cpu_worker']:>5.0f} / {phase0.get('cpu_redis', 0):.0f} / {phase0.get('cpu_kafka', 0):.0f} us",
+             f"steal {phase0['steal']:.0%}; over the last {phase0['measured']:,.0f} decisions"),
+        ]
+    rows += [
         ("1. producer (aiokafka, acks=all)", f"{phase1['produce_rate']:>12,.0f} /s", ""),
         ("1. scored, first input -> last decision", f"{phase1['rate']:>12,.0f} /s",
          f"{phase1['events']:,.0f} in {phase1['span_sec']:.1f} s"),
@@ -300,9 +331,13 @@ def main() -> int:
     return 0
 
 
-async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], pop: Population, pid: int,
-                  port: int, profile_out: Path) -> tuple[dict[str, float], dict[str, float], tuple[int, int]]:
-    reader = DecisionReader(bootstrap, topics["TOPIC_FRAUD_DECISIONS"])
+async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], pop: Population,
+                  backlog: set[str], pid: int, port: int, profile_out: Path
+                  ) -> tuple[dict[str, float], dict[str, float], dict[str, float], tuple[int, int]]:
+    processes = {"worker": pid, **service_pids()}
+    decisions = topics["TOPIC_FRAUD_DECISIONS"]
+    phase0 = await _drain(bootstrap, decisions, backlog, processes)
+    reader = DecisionReader(bootstrap, decisions)
     await reader.start()
     lags: list[float] = [0.0]
     sampling = asyncio.ensure_future(_sample_lag(port, topics["TOPIC_TRANSACTIONS"], lags))
@@ -314,14 +349,20 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
                                            "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
                                            "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
-    processes = {"worker": pid, **service_pids()}
     try:
+        if backlog:
+            if not await reader.wait_for(backlog, within=60):
+                raise SystemExit(f"only {len(backlog.intersection(reader.first))} of {len(backlog)} backlog "
+                                 "transactions decided")
+            stamps = [reader.first[i][0] for i in backlog]
+            phase0["rate"] = len(backlog) / max(1e-3, (max(stamps) - min(stamps)) / 1000)
         cpu_before, steal_before = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
+        wall = time.monotonic()
         phase1 = await throughput(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.events, reader, start_profile)
         cpu_after, steal_after = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
         for name in processes:
             phase1[f"cpu_{name}"] = (cpu_after[name] - cpu_before[name]) / args.events * 1e6
-        phase1["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / phase1["wall_sec"]
+        phase1["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / (time.monotonic() - wall)
         sampling.cancel()
         phase1["max_lag"] = max(lags)
         for spy in spies:
@@ -331,7 +372,35 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
     finally:
         sampling.cancel()
         await reader.stop()
-    return phase1, phase2, (reader.records, len(reader.first))
+    return phase0, phase1, phase2, (reader.records, len(reader.first))
+
+
+async def _drain(bootstrap: str, decisions: str, backlog: set[str], processes: dict[str, int]) -> dict[str, float]:
+    """Phase 0: wait (polling end offsets only) until the worker has decided the backlog; CPU per event from
+    the decisions written after this started (the worker may have begun before it was ready)."""
+    if not backlog:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(decisions, p) for p in range(DECISION_PARTITIONS)]
+        done_before = sum((await consumer.end_offsets(tps)).values())
+        cpu_before, steal_before, wall = ({n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds(),
+                                          time.monotonic())
+        deadline = wall + max(120.0, len(backlog) / 500)
+        while (done := sum((await consumer.end_offsets(tps)).values())) < len(backlog):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker decided {done:,} of the {len(backlog):,} backlog transactions")
+            await asyncio.sleep(0.25)
+        cpu_after, steal_after = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
+    finally:
+        await consumer.stop()
+    measured = max(1, len(backlog) - done_before)
+    out = {f"cpu_{n}": (cpu_after[n] - cpu_before[n]) / measured * 1e6 for n in processes}
+    out["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / (time.monotonic() - wall)
+    out["events"] = len(backlog)
+    out["measured"] = measured
+    return out
 
 
 async def _sample_lag(port: int, topic: str, out: list[float]) -> None:

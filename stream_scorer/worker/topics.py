@@ -9,6 +9,9 @@ from faust.types import TopicT
 
 from stream_scorer.config import TopicSettings
 
+OUTPUT_PARTITIONS = 6
+"""Partitions of the output topics (decisions, scores, DLQ, shadow) when the worker creates them."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -57,7 +60,7 @@ async def ensure_topics(bootstrap_servers: str, names: TopicSettings, *, replica
         if missing:
             try:
                 await admin.create_topics([
-                    NewTopic(name, num_partitions=names.input_partitions if name in inputs else 6,
+                    NewTopic(name, num_partitions=names.input_partitions if name in inputs else OUTPUT_PARTITIONS,
                              replication_factor=replication_factor) for name in missing])
             except TopicAlreadyExistsError:
                 pass  # another worker created it first

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
@@ -36,6 +37,7 @@ from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import headers_dict
 from stream_scorer.worker.lag import ConsumerLagReporter
+from stream_scorer.worker.topics import OUTPUT_PARTITIONS
 from tests.support.events import event_body, transaction_events
 from tests.support.processes import (
     TopicReader,
@@ -128,6 +130,10 @@ async def test_10000_transactions_give_10000_decisions_equal_to_http_batch(
     by_tx = _by_tx(records)
     assert set(by_tx) == {_tx(e) for e in events}
     assert len(records) == len(events), f"duplicates: {list(_duplicates(by_tx).items())[:10]}\n{_logs(log)}"
+    # each decision is on the partition of its card, as the Java client's default partitioner would put it
+    every = list(range(OUTPUT_PARTITIONS))
+    misplaced = [r for r in records if r.key is None or r.partition != DefaultPartitioner()(r.key, every, every)]
+    assert not misplaced and {r.key for r in records} == {e.card_id.encode() for e in events}
     mismatches = []
     for start in range(0, len(events), 1000):
         chunk = events[start:start + 1000]

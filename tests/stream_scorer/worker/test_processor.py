@@ -20,7 +20,7 @@ from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import MAX_DEAD_LETTER_BYTES
-from stream_scorer.worker.processor import BatchProcessor, OutputTopics, Record, RetryAbandoned
+from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record, RetryAbandoned
 from tests.support.fakes import InMemoryFeatureStore
 
 
@@ -29,12 +29,11 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] = []
         self.failures = failures
 
-    async def send(self, topic: str, key: bytes | None, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None) -> Awaitable[Any]:
+    async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
         if self.failures:
             self.failures -= 1
             raise BrokerUnavailable("broker hiccup")
-        self.sent.append((topic, key, value, headers))
+        self.sent.extend(records)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
