@@ -33,6 +33,7 @@ from bench.stream import BENCH_DB, Population, load_history
 from stack import stack
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import RedisSettings, Settings
+from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record
 
 
@@ -67,6 +68,7 @@ async def run(args: argparse.Namespace) -> None:
         processor = BatchProcessor(services.scorer, producer, OutputTopics("d", "p", "dlq"), services.metrics)
         batches = [records[i:i + args.batch] for i in range(0, len(records), args.batch)]
         await processor.process_transactions(batches[0])  # warm up (Lua scripts loaded, ONNX sessions primed)
+        tune_gc(settings.gc_threshold)  # as the worker does once started (GC_THRESHOLD=0: Python's defaults)
         redis_before = await _script_usec(services.redis)
         profiler = cProfile.Profile() if args.profile else None
         cpu0, wall0 = time.process_time(), time.perf_counter()

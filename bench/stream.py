@@ -19,8 +19,9 @@ ONE ``stream-scorer worker`` with the models in ``artifacts/``, then:
    carries its send time (``time.time()`` at ``send()``) as ``timestamp``; ``scored_at - event_timestamp``
    from the decision body (excludes producing the decision) is printed next to it.
 
-``--profile N`` records the worker with py-spy for N s during phase 1 and prints where its time goes. The load
-generator, Kafka, Redis and the worker share the machine's cores; the benchmark's topics are deleted at the end.
+``--profile N`` records the worker with py-spy for N s during phase 0 (phase 1 without a backlog) and prints
+where its time goes. The load generator, Kafka, Redis and the worker share the machine's cores; the benchmark's
+topics are deleted at the end.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def main() -> int:
     parser.add_argument("--merchants", type=int, default=2000)
     parser.add_argument("--history", type=int, default=5, help="prior transactions per card written to Redis")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the input topics")
-    parser.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s during phase 1")
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s during phase 0 (or 1)")
     parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "artifacts"))
     args = parser.parse_args()
     model_dir = Path(args.model_dir)
@@ -336,19 +337,21 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
                   ) -> tuple[dict[str, float], dict[str, float], dict[str, float], tuple[int, int]]:
     processes = {"worker": pid, **service_pids()}
     decisions = topics["TOPIC_FRAUD_DECISIONS"]
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def start_profile() -> None:
+        if args.profile and not spies:
+            spies.append(subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid),
+                                           "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
+                                           "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    if backlog:
+        start_profile()  # the worker alone on the machine with Kafka and Redis: its own costs, least disturbed
     phase0 = await _drain(bootstrap, decisions, backlog, processes)
     reader = DecisionReader(bootstrap, decisions)
     await reader.start()
     lags: list[float] = [0.0]
     sampling = asyncio.ensure_future(_sample_lag(port, topics["TOPIC_TRANSACTIONS"], lags))
-    spies: list[subprocess.Popen[bytes]] = []
-
-    def start_profile() -> None:
-        if args.profile:
-            spies.append(subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid),
-                                           "-d", str(int(args.profile)), "-f", "raw", "-o", str(profile_out),
-                                           "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
     try:
         if backlog:
             if not await reader.wait_for(backlog, within=60):

@@ -20,6 +20,7 @@ from http_api.routes import admin, health, models, score
 from stream_scorer import __version__
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import Settings, load_settings
+from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.logging import configure_logging
 from stream_scorer.metrics import Metrics
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         async with build_services(settings, registry=registry, metrics=metrics) as services:
             app.state.services = services
             app.state.coalescers = coalescers = Coalescers.build(services)
+            tune_gc(settings.gc_threshold)
             try:
                 yield
             finally:

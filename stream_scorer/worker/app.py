@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
+from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.worker.batch_consumer import BatchApp
 from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.partitioner import partitions_for
@@ -91,6 +92,7 @@ class ScoringRuntime(mode.Service):
             status = WorkerStatusServer(services, self.app, self.settings.worker.metrics_port)
             await self._stack.enter_async_context(status)
         await self._stack.enter_async_context(ConsumerLagReporter(self.app, services.metrics))
+        tune_gc(self.settings.gc_threshold)
         self._ready.set()
         log.info("worker ready", extra={"models": {n: m.version for n, m in services.models.loaded().items()}})
 
