@@ -81,3 +81,11 @@ def steal_seconds() -> float:
     """CPU time the hypervisor gave to others, summed over the cores (``/proc/stat``)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process (``VmRSS`` in ``/proc/<pid>/status``), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

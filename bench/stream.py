@@ -59,7 +59,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_seconds, service_pids, steal_seconds, summarize_profile
+from bench.measure import cpu_seconds, rss_mb, service_pids, steal_seconds, summarize_profile
 from stack import stack
 from stream_scorer.core.feature_state import TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
@@ -323,6 +323,8 @@ def main() -> int:
          "excludes producing the decision"),
         ("decisions received / distinct (both phases)", f"{counts[0]:,} / {counts[1]:,}", ""),
         ("mean batch size (both phases)", f"{mean_batch:>15.0f}", f"{batches:,.0f} batches"),
+        ("worker memory (RSS) after phase 0 / at the end",
+         f"{phase0.get('rss_mb', 0):>5.0f} / {phase2['rss_mb']:.0f} MiB", ""),
     ]
     for name, figure, note in rows:
         print(f"{name:44} {figure:>15}   {note}".rstrip())
@@ -372,6 +374,7 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
             await asyncio.get_running_loop().run_in_executor(None, spy.wait)
         await asyncio.sleep(2)  # let the worker commit and idle
         phase2 = await latency(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.rate, args.duration, reader)
+        phase2["rss_mb"] = rss_mb(pid)
     finally:
         sampling.cancel()
         await reader.stop()
@@ -400,6 +403,7 @@ async def _drain(bootstrap: str, decisions: str, backlog: set[str], processes: d
         await consumer.stop()
     measured = max(1, len(backlog) - done_before)
     out = {f"cpu_{n}": (cpu_after[n] - cpu_before[n]) / measured * 1e6 for n in processes}
+    out["rss_mb"] = rss_mb(processes["worker"])
     out["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / (time.monotonic() - wall)
     out["events"] = len(backlog)
     out["measured"] = measured
