@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from http_api.responses import JSONBytes
@@ -14,6 +15,10 @@ from stream_scorer.errors import ScoringError
 from stream_scorer.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+CLIENT_CLOSED_REQUEST = 499
+"""Status recorded (metrics, access log) when the client disconnected before its answer (nginx's convention):
+not a server error, and nothing is logged as one."""
 
 
 def _field(loc: tuple[str | int, ...] | list[str | int]) -> str:
@@ -69,6 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return JSONBytes({"error": "http_error", "message": exc.detail}, status_code=exc.status_code,
                          headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; the metrics and access log do
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from http_api.errors import CLIENT_CLOSED_REQUEST
 from http_api.rate_limit import RateLimiter
 from stream_scorer.logging import request_id_var
 from stream_scorer.metrics import Metrics
@@ -36,14 +37,22 @@ class RequestContextMiddleware:
         path: str = scope["path"]
         start = time.perf_counter()
         status = 500
+        responded = disconnected = False
         metered = path not in _UNMETERED
         if metered:
             self.metrics.active_requests.inc()
 
+        async def receive_watching() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            return message
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -54,9 +63,11 @@ class RequestContextMiddleware:
             if wait > 0:
                 await _too_many(send_with_id, wait)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_watching, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
+            if not responded and disconnected:
+                status = CLIENT_CLOSED_REQUEST  # the client left before an answer: not a server error
             if metered:
                 self.metrics.active_requests.dec()
                 endpoint = _endpoint(scope)

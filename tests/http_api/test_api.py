@@ -204,3 +204,30 @@ async def test_hot_path_and_fastapi_route_answer_alike(settings: Settings) -> No
     assert hot_bad.status_code == api_bad.status_code == 422 and hot_bad.json() == api_bad.json()
     assert hot_big.status_code == api_big.status_code == 413 and hot_big.json() == api_big.json()
     assert hot_p.status_code == api_p.status_code == 200 and strip(hot_p) == strip(api_p)
+
+
+@pytest.mark.parametrize("path", ["/score/fraud", "/score/batch"])
+async def test_a_client_gone_before_its_answer_is_499_not_a_server_error(settings: Settings, path: str,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """The hot path and a FastAPI route: the body never completes, the client disconnects."""
+    from http_api.errors import CLIENT_CLOSED_REQUEST
+    from tests.http_api.harness import in_process_api, metric_value
+
+    async with in_process_api(settings) as (app, client):
+        messages = [{"type": "http.request", "body": b'{"card_id": "c', "more_body": True}, {"type": "http.disconnect"}]
+
+        async def receive() -> dict[str, object]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            pass
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json")], "client": ("1.2.3.4", 5),
+                 "server": ("api", 80)}
+        await app(scope, receive, send)
+        metrics = (await client.get("/metrics")).text
+    assert metric_value(metrics, "inference_requests_total", endpoint=path, status=str(CLIENT_CLOSED_REQUEST)) == 1
+    assert metric_value(metrics, "inference_requests_total", endpoint=path, status="500") == 0
+    assert not [r for r in caplog.records if r.getMessage() == "unhandled error"]
