@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make run`: the whole system, live, in the foreground. Ctrl-C stops everything this script started.
+# `make run`: the whole system, live, in the foreground. Ctrl-C stops everything this script started, and so
+# does the end of the process that started it (make does not pass a SIGTERM it receives on to its recipe).
 set -euo pipefail
+LAUNCHER=$PPID
 cd "$(dirname "$0")/.."
 CLI=.venv/bin/stream-scorer
 LOGS=.stack/logs
@@ -68,12 +70,20 @@ stream-scorer is running (Ctrl-C stops it).
 
 TXT
 
+tick=0
 while true; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then echo "a process exited; see $LOGS/"; tail -n 5 "$LOGS"/*.log; exit 1; fi
   done
-  scored=$(curl -fs "localhost:$WORKER_METRICS_PORT/metrics" 2>/dev/null | awk '/^stream_events_total\{.*outcome="scored"/ {s+=$2} END {print s+0}')
-  echo "$(date +%T)  events scored by the worker: $scored"
-  sleep 10 &
+  if [ "$LAUNCHER" -gt 1 ] && ! kill -0 "$LAUNCHER" 2>/dev/null; then
+    echo "==> the process that started this one ended"
+    exit 143
+  fi
+  if [ $((tick % 10)) -eq 0 ]; then
+    scored=$(curl -fs "localhost:$WORKER_METRICS_PORT/metrics" 2>/dev/null | awk '/^stream_events_total\{.*outcome="scored"/ {s+=$2} END {print s+0}')
+    echo "$(date +%T)  events scored by the worker: $scored"
+  fi
+  tick=$((tick + 1))
+  sleep 1 &
   wait $! || true
 done
