@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -10,6 +11,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from http_api.errors import CLIENT_CLOSED_REQUEST
@@ -64,6 +66,11 @@ class RequestContextMiddleware:
                 await _too_many(send_with_id, wait)
             else:
                 await self.app(scope, receive_watching, send_with_id)
+        except (ClientDisconnect, asyncio.CancelledError):
+            raise
+        except BaseException:
+            disconnected = False  # a failure after the client left is still a server error
+            raise
         finally:
             elapsed = time.perf_counter() - start
             if not responded and disconnected:

@@ -75,12 +75,13 @@ while true; do
   for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then echo "a process exited; see $LOGS/"; tail -n 5 "$LOGS"/*.log; exit 1; fi
   done
-  if [ "$LAUNCHER" -gt 1 ] && ! kill -0 "$LAUNCHER" 2>/dev/null; then
+  # reparented (to init or a subreaper): the launcher is gone, even if it lingers as a zombie
+  if [ "$LAUNCHER" -gt 1 ] && [ "$(awk '{print $4}' /proc/$$/stat 2>/dev/null)" != "$LAUNCHER" ]; then
     echo "==> the process that started this one ended"
     exit 143
   fi
   if [ $((tick % 10)) -eq 0 ]; then
-    scored=$(curl -fs "localhost:$WORKER_METRICS_PORT/metrics" 2>/dev/null | awk '/^stream_events_total\{.*outcome="scored"/ {s+=$2} END {print s+0}')
+    scored=$(curl -fs "localhost:$WORKER_METRICS_PORT/metrics" 2>/dev/null | awk '/^stream_events_total\{.*outcome="scored"/ {s+=$2} END {print s+0}' || true)
     echo "$(date +%T)  events scored by the worker: $scored"
   fi
   tick=$((tick + 1))

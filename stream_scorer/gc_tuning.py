@@ -22,3 +22,13 @@ def tune_gc(threshold: int) -> None:
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(threshold, older, oldest)
     log.info("cycle collector tuned", extra={"gc_threshold": threshold, "gc_frozen": gc.get_freeze_count()})
+
+
+def refreeze() -> None:
+    """After a model swap in a tuned process: unfreeze, collect (the retired model may sit in reference cycles:
+    frozen, it would never be freed), freeze again. One full collection per swap; nothing when not tuned."""
+    if not _tuned:
+        return
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

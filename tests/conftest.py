@@ -80,6 +80,7 @@ def settings(services: ServiceAddresses, topics: TopicSettings, model_dir: Path,
     """Settings for one integration test: real services, its own topics, consumer group and Redis database."""
     return Settings(
         model_dir=model_dir,
+        gc_threshold=0,  # an API or worker run inside the test process must not retune pytest's collector
         redis=RedisSettings(host=services.redis_host, port=services.redis_port, db=TEST_REDIS_DB),
         kafka=KafkaSettings(bootstrap_servers=services.kafka_bootstrap),
         topics=topics,

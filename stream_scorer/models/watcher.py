@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from types import TracebackType
 
+from stream_scorer.gc_tuning import refreeze
 from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.tasks import cancel_and_wait
@@ -35,7 +36,10 @@ class ModelWatcher:
     async def reload(self, name: str, *, force: bool = True) -> bool:
         """Refresh one model now; ``True`` when its route changed. Raises ``ModelLoadError`` when refused."""
         async with self._lock:
-            return await asyncio.to_thread(self._registry.refresh, name, force=force)
+            changed = await asyncio.to_thread(self._registry.refresh, name, force=force)
+        if changed:
+            refreeze()  # the retired version must be collectable
+        return changed
 
     async def poll_once(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,11 +11,13 @@ from typing import Any, cast
 
 import faust
 import mode
+from faust.exceptions import NotReady
 from faust.types import Message
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
+from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.worker.batch_consumer import BatchApp
 from stream_scorer.worker.lag import ConsumerLagReporter
@@ -40,24 +42,45 @@ class FaustProducer:
         self._app = app
 
     async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
-        producer = cast(Any, self._app.producer)._ensure_producer()  # faust's aiokafka driver: AIOKafkaProducer
+        try:
+            producer = cast(Any, self._app.producer)._ensure_producer()  # faust's driver: its AIOKafkaProducer
+        except NotReady as exc:  # stopping (or not started): retryable, so a stopping worker gives the batch back
+            raise BrokerUnavailable(f"the producer is not running: {exc}") from exc
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
         for topic in dict.fromkeys(r[0] for r in records):
             of_topic = [r for r in records if r[0] == topic]
-            chosen = partitions_for([r[1] for r in of_topic], sorted(await producer.partitions_for(topic)))
-            for record, partition in zip(of_topic, chosen, strict=True):
+            partitions = sorted(await producer.partitions_for(topic))
+            if not partitions:
+                raise BrokerUnavailable(f"no partitions known for {topic}")
+            for record, partition in zip(of_topic, partitions_for([r[1] for r in of_topic], partitions), strict=True):
                 by_partition.setdefault((topic, partition), []).append(record)
-        acks = []
-        for (topic, partition), batch_records in by_partition.items():
-            batch = producer.create_batch()
-            for _, key, value, headers in batch_records:
-                if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
-                    acks.append(await producer.send_batch(batch, topic, partition=partition))  # full: send it
-                    batch = producer.create_batch()
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            for (topic, partition), batch_records in by_partition.items():
+                batch = producer.create_batch()
+                for _, key, value, headers in batch_records:
                     if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
-                        raise RuntimeError("an empty aiokafka batch refused a record")  # it takes any first one
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
+                        acks.append(await _submit(producer, batch, topic, partition))  # full: send it, go on
+                        batch = producer.create_batch()
+                        if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
+                            raise RuntimeError("an empty aiokafka batch refused a record")  # it takes any first
+                acks.append(await _submit(producer, batch, topic, partition))
+        except BaseException:
+            for ack in acks:  # sent before the failure: the retry sends them again; read their outcome anyway
+                ack.add_done_callback(_observe)
+            raise
         return asyncio.gather(*acks)
+
+
+async def _submit(producer: Any, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+    batch.close()  # nothing else may append to it once queued
+    ack: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
+    return ack
+
+
+def _observe(ack: asyncio.Future[Any]) -> None:
+    if not ack.cancelled():
+        ack.exception()  # marks it retrieved: no "exception was never retrieved" at garbage collection
 
 
 class ScoringRuntime(mode.Service):

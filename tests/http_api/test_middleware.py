@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.types import Message, Receive, Scope, Send
 
@@ -13,6 +14,11 @@ from stream_scorer.metrics import Metrics
 async def _leaves_early(scope: Scope, receive: Receive, send: Send) -> None:
     while (await receive())["type"] != "http.disconnect":  # the app reads until the client is gone, answers nothing
         pass
+
+
+async def _fails_after_the_client_left(scope: Scope, receive: Receive, send: Send) -> None:
+    await _leaves_early(scope, receive, send)
+    raise RuntimeError("a bug, not the client's doing")
 
 
 async def _answers(scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,3 +59,11 @@ async def test_an_answered_request_keeps_its_status() -> None:
     sent = await _call(app, [{"type": "http.request", "body": b"{}"}])
     assert sent[0]["status"] == 200 and (b"x-request-id" in dict(sent[0]["headers"]))
     assert _count(registry, 200) == 1.0 and _count(registry, CLIENT_CLOSED_REQUEST) is None
+
+
+async def test_a_failure_after_the_client_left_is_still_a_500() -> None:
+    registry = CollectorRegistry()
+    app = RequestContextMiddleware(_fails_after_the_client_left, Metrics(registry))
+    with pytest.raises(RuntimeError):
+        await _call(app, [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}])
+    assert _count(registry, 500) == 1.0 and _count(registry, CLIENT_CLOSED_REQUEST) is None
