@@ -146,9 +146,9 @@ class Settings(_Group):
     gc_threshold: int = Field(default=50_000, ge=0)
     """Allocations between two young-generation runs of Python's cycle collector in the worker and API
     processes (Python's default: 700); the objects alive after startup (models, code, settings) are frozen
-    (``gc.freeze``, again after each model swap) so that full collections skip them. Scoring allocates a few objects per feature and decision
-    and makes almost no cycles: with the defaults the collector took ~30% of the worker's CPU. 0 keeps Python's
-    defaults."""
+    (``gc.freeze``, again after each model swap) so that full collections skip them. Scoring allocates a few
+    objects per feature and decision and makes almost no cycles: with the defaults the collector took ~30% of
+    the worker's CPU. 0 keeps Python's defaults."""
     log_level: LogLevel = "INFO"
     redis: RedisSettings = Field(default_factory=RedisSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
