@@ -46,10 +46,12 @@ class FaustProducer:
             producer = cast(Any, self._app.producer)._ensure_producer()  # faust's driver: its AIOKafkaProducer
         except NotReady as exc:  # stopping (or not started): retryable, so a stopping worker gives the batch back
             raise BrokerUnavailable(f"the producer is not running: {exc}") from exc
+        by_topic: dict[str, list[Outgoing]] = {}
+        for record in records:
+            by_topic.setdefault(record[0], []).append(record)
         by_partition: dict[tuple[str, int], list[Outgoing]] = {}
-        for topic in dict.fromkeys(r[0] for r in records):
-            of_topic = [r for r in records if r[0] == topic]
-            partitions = sorted(await producer.partitions_for(topic))
+        for topic, of_topic in by_topic.items():
+            partitions = await producer.partitions_for(topic)
             if not partitions:
                 raise BrokerUnavailable(f"no partitions known for {topic}")
             for record, partition in zip(of_topic, partitions_for([r[1] for r in of_topic], partitions), strict=True):
