@@ -67,7 +67,8 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
         store = RedisFeatureStore(redis, cache=SlowFeatureCache(settings.feature_cache_ttl, metrics=metrics))
         model_registry = ModelRegistry(settings.model_dir, expected_features=MODEL_FEATURES,
                                        use_onnx=settings.use_onnx, explain_method=settings.explain_method,
-                                       metrics=metrics)
+                                       metrics=metrics,
+                                       alias_poll_interval=settings.model_alias_poll_interval or None)
         load_models(model_registry, models)
         drift = DriftTracker(metrics, window=settings.drift_window, min_rows=settings.drift_min_rows,
                              exclude=NOT_DRIFT_MONITORED)

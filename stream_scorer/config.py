@@ -137,6 +137,10 @@ class Settings(_Group):
     model_reload_interval: float = Field(default=0.5, ge=0)
     """Seconds between checks of the routing files and version folders (hot swap without restart); 0 turns
     polling off (``POST /models/{name}/reload`` still works)."""
+    model_alias_poll_interval: float = Field(default=30.0, ge=0)
+    """Seconds between two lookups of each MLflow alias a routing entry names (``models:/fraud/champion``): moving
+    the alias in the registry swaps the model in every process, like a routing edit. 0: aliases are resolved only
+    at start and by ``POST /models/{name}/reload``."""
     drift_window: int = Field(default=10_000, ge=100)
     """Scored rows per model version that the drift gauges (PSI against the training baselines) look at."""
     drift_min_rows: int = Field(default=500, ge=1)

@@ -65,6 +65,26 @@ def fetch_mlflow_model(uri: str, cache_dir: Path, tracking_uri: str | None = Non
     return target
 
 
+def resolve_mlflow_version(uri: str, tracking_uri: str | None = None) -> str:
+    """The registered version number ``uri`` names now (an alias is looked up; a number is returned as is).
+    Raises :class:`ModelLoadError` when the registry cannot answer."""
+    name, ref = parse_models_uri(uri)
+    if ref.isdigit():
+        return ref
+    try:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+    except ImportError as exc:
+        raise ModelLoadError(f"{uri}: MLflow is not installed ({exc}): {INSTALL_HINT}") from None
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        return _resolve_version(client, uri, name, ref)
+    except MlflowException as exc:
+        raise ModelLoadError(f"{uri}: MLflow registry at {client.tracking_uri}: {exc.message}") from None
+    except ImportError as exc:
+        raise ModelLoadError(f"{uri}: the MLflow store at {client.tracking_uri} needs {exc.name or exc}") from None
+
+
 def _resolve_version(client: Any, uri: str, name: str, ref: str) -> str:
     from mlflow.exceptions import MlflowException
 

@@ -14,7 +14,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,16 @@ class ModelRoute:
 
 class ModelRegistry:
     def __init__(self, model_dir: Path, *, expected_features: Mapping[str, Sequence[str]], use_onnx: bool = False,
-                 explain_method: ExplainMethod = "path", metrics: Metrics | None = None) -> None:
+                 explain_method: ExplainMethod = "path", metrics: Metrics | None = None,
+                 alias_poll_interval: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        """``alias_poll_interval``: seconds between two lookups of each MLflow alias a routing entry names
+        (``models:/fraud/champion``), so that moving the alias swaps the model like editing the routing file;
+        None: aliases are resolved only by a forced refresh (``POST /models/{name}/reload``)."""
         self.model_dir = model_dir
+        self._alias_poll_interval = alias_poll_interval
+        self._clock = clock
+        self._aliases: dict[str, tuple[str | None, float]] = {}
+        """Per MLflow alias URI: the version number it named at the last lookup, and when that was."""
         self._expected = {name: tuple(f) for name, f in expected_features.items()}
         self._use_onnx = use_onnx
         self._explain_method = explain_method
@@ -223,7 +232,26 @@ class ModelRegistry:
         challenger = (routing.challenger.version, routing.challenger.share) if routing.challenger else None
         refs = [champion, challenger[0] if challenger else None, *routing.shadows]
         stamps = tuple(_stamp(self.model_dir / name / v) for v in refs if v and _VERSION.match(v))
-        return routing.champion, champion, challenger, routing.shadows, stamps
+        aliases = tuple(self._alias_target(v) for v in refs if v and v.startswith(MLFLOW_PREFIX))
+        return routing.champion, champion, challenger, routing.shadows, stamps, aliases
+
+    def _alias_target(self, uri: str) -> str | None:
+        """The version an MLflow URI named at its last lookup, looked up again once ``alias_poll_interval`` has
+        passed; None without polling. A registry that does not answer keeps the last known answer (logged)."""
+        if self._alias_poll_interval is None:
+            return None
+        known, at = self._aliases.get(uri, (None, float("-inf")))
+        now = self._clock()
+        if now - at < self._alias_poll_interval:
+            return known
+        from stream_scorer.models.mlflow_source import resolve_mlflow_version
+
+        try:
+            known = resolve_mlflow_version(uri)
+        except ModelLoadError as exc:
+            log.warning("MLflow alias lookup failed, the current route keeps serving", extra={"error": str(exc)})
+        self._aliases[uri] = (known, now)
+        return known
 
     def changed_on_disk(self, name: str) -> bool:
         """Whether a refresh would load something (the watcher's cheap poll)."""

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 class ModelWatcher:
     """``async with ModelWatcher(...)`` polls every ``interval`` seconds (0: only explicit reloads).
 
-    A poll costs a few ``stat`` calls per model; loading (ONNX sessions, boosters) runs in a thread, so requests
+    A poll costs a few ``stat`` calls per model (and, every ``MODEL_ALIAS_POLL_INTERVAL``, a lookup of the MLflow
+    aliases the routing names); loading (ONNX sessions, boosters) runs in a thread, so requests
     and batches keep being served by the current route until the new one is complete.
     """
 
@@ -47,7 +48,8 @@ class ModelWatcher:
             # a model with no route at all (e.g. MLflow unreachable at start) is retried even if nothing changed
             missing = name not in self._registry.loaded()
             retry = missing and loop.time() - self._last_forced.get(name, float("-inf")) >= self._missing_retry_sec
-            if retry or self._registry.changed_on_disk(name):
+            # in a thread: besides a few stat calls, it may look an MLflow alias up (a network or database call)
+            if retry or await asyncio.to_thread(self._registry.changed_on_disk, name):
                 if retry:
                     self._last_forced[name] = loop.time()
                 with contextlib.suppress(ModelLoadError):  # logged and counted by the registry; old route serves

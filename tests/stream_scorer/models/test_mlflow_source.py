@@ -158,3 +158,35 @@ def test_a_routing_entry_can_name_an_mlflow_alias(mlflow_uri: str, tmp_path: Pat
     with pytest.raises(Exception, match="nope"):
         admin.promote(registry, "fraud", "models:/fraud/nope")
     assert registry.get("fraud").version == "v8"
+
+
+def test_moving_the_alias_swaps_the_model_at_the_next_lookup(mlflow_uri: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_scorer.bootstrap import MODEL_FEATURES
+    from stream_scorer.models import admin
+    from stream_scorer.models.registry import ModelRegistry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    now = [0.0]
+    model_dir = tmp_path / "models"
+    log_training_run(write_xgboost_artifact(tmp_path / "trained", "fraud", "v7", seed=3), tracking_uri=mlflow_uri,
+                     alias="champion")
+    write_xgboost_artifact(model_dir, "fraud", "v1")
+    registry = ModelRegistry(model_dir, expected_features=MODEL_FEATURES, alias_poll_interval=30.0,
+                             clock=lambda: now[0])
+    registry.refresh("fraud")
+    admin.promote(registry, "fraud", "models:/fraud/champion")
+    assert registry.refresh("fraud") is True and registry.get("fraud").version == "v7"
+
+    log_training_run(write_xgboost_artifact(tmp_path / "trained", "fraud", "v8", seed=4), tracking_uri=mlflow_uri,
+                     alias="champion")
+    now[0] = 10.0  # within the interval: the last lookup stands
+    assert not registry.changed_on_disk("fraud") and registry.refresh("fraud") is False
+    now[0] = 31.0
+    assert registry.changed_on_disk("fraud")
+    assert registry.refresh("fraud") is True and registry.get("fraud").version == "v8"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}")
+    now[0] = 62.0  # the registry does not answer: the current route keeps serving, nothing is reloaded
+    assert not registry.changed_on_disk("fraud") and registry.refresh("fraud") is False
+    assert registry.get("fraud").version == "v8"
