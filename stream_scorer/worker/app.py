@@ -22,7 +22,14 @@ from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.worker.batch_consumer import BatchApp
 from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.partitioner import partitions_for
-from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record, RetryAbandoned
+from stream_scorer.worker.processor import (
+    BatchProcessor,
+    Outgoing,
+    OutputTopics,
+    Record,
+    RetryAbandoned,
+    Unacknowledged,
+)
 from stream_scorer.worker.status import WorkerStatusServer
 from stream_scorer.worker.topics import Topics, declare_topics, ensure_topics
 
@@ -56,22 +63,44 @@ class FaustProducer:
                 raise BrokerUnavailable(f"no partitions known for {topic}")
             for record, partition in zip(of_topic, partitions_for([r[1] for r in of_topic], partitions), strict=True):
                 by_partition.setdefault((topic, partition), []).append(record)
-        acks: list[asyncio.Future[Any]] = []
+        acks: list[tuple[asyncio.Future[Any], tuple[str, int], list[Outgoing]]] = []
         try:
             for (topic, partition), batch_records in by_partition.items():
                 batch = producer.create_batch()
-                for _, key, value, headers in batch_records:
+                in_batch: list[Outgoing] = []
+                for record in batch_records:
+                    _, key, value, headers = record
                     if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
-                        acks.append(await _submit(producer, batch, topic, partition))  # full: send it, go on
-                        batch = producer.create_batch()
+                        ack = await _submit(producer, batch, topic, partition)  # full: send it, go on
+                        acks.append((ack, (topic, partition), in_batch))
+                        batch, in_batch = producer.create_batch(), []
                         if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
                             raise RuntimeError("an empty aiokafka batch refused a record")  # it takes any first
-                acks.append(await _submit(producer, batch, topic, partition))
+                    in_batch.append(record)
+                acks.append((await _submit(producer, batch, topic, partition), (topic, partition), in_batch))
         except BaseException:
-            for ack in acks:  # sent before the failure: the retry sends them again; read their outcome anyway
+            for ack, _, _ in acks:  # sent before the failure: the retry sends them again; read their outcome anyway
                 ack.add_done_callback(_observe)
             raise
-        return asyncio.gather(*acks)
+        return _settled(acks)
+
+
+async def _settled(acks: list[tuple[asyncio.Future[Any], tuple[str, int], list[Outgoing]]]) -> None:
+    """Every batch acknowledged, or :class:`Unacknowledged` with what must be sent again: in each partition with
+    a failed batch, that batch and the ones queued after it (resending only the failed one could put its records
+    behind later ones of the same partition)."""
+    outcomes = await asyncio.gather(*(ack for ack, _, _ in acks), return_exceptions=True)
+    again: list[Outgoing] = []
+    failing: set[tuple[str, int]] = set()
+    first: BaseException | None = None
+    for (_, tp, records), outcome in zip(acks, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failing.add(tp)
+            first = first or outcome
+        if tp in failing:
+            again.extend(records)
+    if first is not None:
+        raise Unacknowledged(again, first)
 
 
 async def _submit(producer: Any, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:

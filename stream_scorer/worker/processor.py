@@ -56,10 +56,20 @@ Outgoing = tuple[str, bytes | None, bytes, Headers | None]
 """(topic, key, value, headers) of a record to produce."""
 
 
+class Unacknowledged(Exception):
+    """Some records of a ``send_all`` were not acknowledged by the broker (the others were)."""
+
+    def __init__(self, records: Sequence[Outgoing], cause: BaseException) -> None:
+        super().__init__(f"{len(records)} records not acknowledged: {cause!r}")
+        self.records = records
+        self.cause = cause
+
+
 class Producer(Protocol):
     async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
         """Queue every record (in order within each partition); the returned awaitable resolves when the broker
-        acknowledged all of them and raises if any failed."""
+        acknowledged all of them. It raises :class:`Unacknowledged` naming the records that failed when it can
+        tell them apart, any other error when it cannot (then every record is sent again)."""
         ...
 
 
@@ -113,7 +123,7 @@ class BatchProcessor:
         start = time.perf_counter()
         applied = await self._retrying(topic, lambda: self._scorer.apply_labels(updates))
         self._metrics.feature_update_duration.labels(topic).observe(time.perf_counter() - start)
-        await self._retrying(topic, lambda: self._send_all([], letters))
+        await self._send_all(topic, [], letters)
         self._metrics.stream_events.labels(topic, "applied").inc(applied)
         self._metrics.stream_events.labels(topic, "ignored").inc(len(updates) - applied)
         self._count_dead(topic, letters)
@@ -173,23 +183,32 @@ class BatchProcessor:
         outputs: list[Outgoing] = [(out_topic, key_of(item.event).encode(), decision.model_dump_json().encode(), None)
                                    for item, decision in scored]
         outputs += [(self._out.shadow, s.event_id.encode(), s.model_dump_json().encode(), None) for s in shadows]
-        await self._retrying(topic, lambda: self._send_all(outputs, letters))
+        await self._send_all(topic, outputs, letters)
         done = self._clock()
         observe_many(self._metrics.event_to_decision.labels(topic),
                      [max(0.0, done - r.timestamp) for r in sources if r.timestamp is not None])
         self._metrics.stream_events.labels(topic, "scored").inc(len(scored))
         self._count_dead(topic, letters)
 
-    async def _send_all(self, outputs: Sequence[Outgoing], letters: Sequence[DeadLetter]) -> None:
-        """Produce everything, then wait for every broker acknowledgement (retrying a failed send)."""
-        records = [*outputs, *((self._out.dlq, letter.key, letter.value or b"", letter.headers)
-                               for letter in letters)]
-        if not records:
+    async def _send_all(self, topic: str, outputs: Sequence[Outgoing], letters: Sequence[DeadLetter]) -> None:
+        """Produce everything and wait for every broker acknowledgement. A failure is retried with backoff,
+        sending again only what was not acknowledged when the producer can tell (fewer duplicates downstream)."""
+        pending: Sequence[Outgoing] = [*outputs, *((self._out.dlq, letter.key, letter.value or b"", letter.headers)
+                                                   for letter in letters)]
+        if not pending:
             return
-        try:
-            await (await self._producer.send_all(records))
-        except (KafkaError, OSError) as exc:
-            raise BrokerUnavailable(f"producing failed: {exc!r}") from exc
+
+        async def attempt() -> None:
+            nonlocal pending
+            try:
+                await (await self._producer.send_all(pending))
+            except Unacknowledged as exc:
+                pending = exc.records
+                raise BrokerUnavailable(f"producing failed: {exc}") from exc.cause
+            except (KafkaError, OSError) as exc:
+                raise BrokerUnavailable(f"producing failed: {exc!r}") from exc
+
+        await self._retrying(topic, attempt)
 
     async def _retrying(self, topic: str, call: Callable[[], Awaitable[Any]]) -> Any:
         delay = 0.05

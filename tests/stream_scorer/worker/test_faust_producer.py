@@ -14,7 +14,7 @@ from faust.exceptions import NotReady
 
 from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.worker.app import FaustProducer
-from stream_scorer.worker.processor import Outgoing
+from stream_scorer.worker.processor import Outgoing, Unacknowledged
 
 
 class FakeBatch:
@@ -35,10 +35,12 @@ class FakeBatch:
 
 
 class FakeAiokafka:
-    def __init__(self, partitions: int, capacity: int, fail_on_call: int | None = None) -> None:
+    def __init__(self, partitions: int, capacity: int, fail_on_call: int | None = None,
+                 nack_on_call: int | None = None) -> None:
         self.partitions = partitions
         self.capacity = capacity
         self.fail_on_call = fail_on_call
+        self.nack_on_call = nack_on_call
         self.sent: list[tuple[str, int, FakeBatch]] = []
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -53,7 +55,10 @@ class FakeAiokafka:
             raise KafkaTimeoutError()
         self.sent.append((topic, partition, batch))
         ack: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        ack.set_result(len(batch.records))
+        if self.nack_on_call is not None and len(self.sent) == self.nack_on_call + 1:
+            ack.set_exception(KafkaTimeoutError())  # queued, then not acknowledged by the broker
+        else:
+            ack.set_result(len(batch.records))
         return ack
 
 
@@ -100,3 +105,19 @@ async def test_a_failure_midway_raises_and_what_was_queued_is_still_observed() -
     with pytest.raises(KafkaTimeoutError):
         await _producer(inner).send_all([("decisions", b"k", f"v{i}".encode(), None) for i in range(4)])
     assert len(inner.sent) == 2
+
+
+async def test_a_batch_not_acknowledged_names_what_to_send_again_in_its_partition_only() -> None:
+    inner = FakeAiokafka(partitions=2, capacity=2, nack_on_call=1)
+    keys = [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"]
+    records: list[Outgoing] = [("decisions", k, k * 2, None) for k in keys]
+    settled = await _producer(inner).send_all(records)
+    with pytest.raises(Unacknowledged) as failure:
+        await settled
+    topic, partition, nacked = inner.sent[1]
+    later_same_partition = [b for t, p, b in inner.sent[2:] if (t, p) == (topic, partition)]
+    expected = [r for r in records if r[2] in {v for batch in [nacked, *later_same_partition]
+                                                  for _, v, _ in batch.records}]
+    assert list(failure.value.records) == expected  # that batch and the later ones of its partition, in order
+    assert all(DefaultPartitioner()(r[1], [0, 1], [0, 1]) == partition for r in failure.value.records)
+    assert len(expected) < len(records)

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from schemas.decisions import FraudDecision
 from schemas.events import TransactionEvent
@@ -20,7 +21,14 @@ from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import MAX_DEAD_LETTER_BYTES
-from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record, RetryAbandoned
+from stream_scorer.worker.processor import (
+    BatchProcessor,
+    Outgoing,
+    OutputTopics,
+    Record,
+    RetryAbandoned,
+    Unacknowledged,
+)
 from tests.support.fakes import InMemoryFeatureStore
 
 
@@ -94,6 +102,32 @@ async def test_broker_hiccups_are_retried(model_dir: Path) -> None:
     processor, _ = _processor(model_dir, producer)
     await processor.process_transactions([_record(0, {"card_id": "c1", "transaction_amount": 5.0})])
     assert [topic for topic, *_ in producer.sent] == ["decisions"]
+
+
+async def test_after_a_partial_failure_only_the_unacknowledged_records_are_sent_again(model_dir: Path) -> None:
+    class PartlyFailing(FakeProducer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[list[Outgoing]] = []
+
+        async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
+            self.calls.append(list(records))
+            if len(self.calls) == 1:  # the broker acknowledged all but the last two
+                async def failed() -> None:
+                    raise Unacknowledged(records[-2:], KafkaTimeoutError())
+                self.sent.extend(records[:-2])
+                return failed()
+            return await super().send_all(records)
+
+    producer = PartlyFailing()
+    processor, _ = _processor(model_dir, producer)
+    records = [_record(i, {"card_id": f"c{i}", "transaction_amount": 5.0, "transaction_id": f"t{i}"})
+               for i in range(5)]
+    await processor.process_transactions(records)
+    assert [len(c) for c in producer.calls] == [5, 2]
+    assert producer.calls[1] == producer.calls[0][-2:]
+    ids = [orjson.loads(v)["transaction_id"] for _, _, v, _ in producer.sent]
+    assert sorted(ids) == [f"t{i}" for i in range(5)]  # each decision produced once
 
 
 async def test_huge_bad_records_are_dead_lettered_truncated(model_dir: Path) -> None:
