@@ -47,18 +47,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.kafka_io import DECISION_PARTITIONS, DecisionReader, create_topics, produce_all
 from bench.measure import cpu_seconds, rss_mb, service_pids, steal_seconds, summarize_profile
 from stack import stack
 from stream_scorer.core.feature_state import TransactionUpdate
@@ -67,7 +66,6 @@ from stream_scorer.core.features import DAY
 from stream_scorer.models.registry import list_versions
 
 BENCH_DB = 4
-DECISION_PARTITIONS = 6
 MCCS = ["5411", "5812", "5999", "4111", "5732", "5311", "5541", "7011"]
 COUNTRIES = ["US"] * 14 + ["GB", "FR", "DE", "CA", "NG", "BR"]
 
@@ -111,83 +109,10 @@ async def load_history(pop: Population, per_card: int, redis_host: str, redis_po
     await client.aclose()
 
 
-class DecisionReader:
-    """Reads the decisions topic from the beginning; keeps, per transaction id, the first decision's broker
-    timestamp (ms), ``scored_at - event_timestamp`` (s) and how many decisions arrived."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                          auto_offset_reset="earliest", fetch_max_wait_ms=20)
-        self.first: dict[str, tuple[int, float]] = {}
-        self.records = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._task = asyncio.ensure_future(self._read())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            for msgs in (await self._consumer.getmany(timeout_ms=100, max_records=5000)).values():
-                for m in msgs:
-                    self.records += 1
-                    d = orjson.loads(m.value)
-                    if d["transaction_id"] not in self.first:
-                        scored = datetime.fromisoformat(d["scored_at"]).timestamp()
-                        event = datetime.fromisoformat(d["event_timestamp"]).timestamp()
-                        self.first[d["transaction_id"]] = (m.timestamp, scored - event)
-
-    async def wait_for(self, ids: set[str], within: float) -> bool:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if len(ids.intersection(self.first)) == len(ids):
-                return True
-            await asyncio.sleep(0.05)
-        return False
-
-
-async def create_topics(bootstrap: str, names: dict[str, str], partitions: int, *, delete: bool = False) -> None:
-    """The benchmark's own topics (the decisions stamped by the broker: ``LogAppendTime``), or delete them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        if delete:
-            await admin.delete_topics(list(names.values()))
-            return
-        inputs = {names["TOPIC_TRANSACTIONS"], names["TOPIC_SESSIONS"], names["TOPIC_FRAUD_LABELS"]}
-        await admin.create_topics([
-            NewTopic(name, num_partitions=partitions if name in inputs else DECISION_PARTITIONS, replication_factor=1,
-                     topic_configs={"message.timestamp.type": "LogAppendTime"}
-                     if name == names["TOPIC_FRAUD_DECISIONS"] else {})
-            for name in names.values()])
-    finally:
-        await admin.close()
-
-
 def events(pop: Population, prefix: str, n: int) -> tuple[set[str], list[tuple[bytes, bytes]]]:
     now = time.time()
     bodies = [pop.event(f"{prefix}-{i:07d}", now + i * 1e-4) for i in range(n)]
     return {str(body["transaction_id"]) for _, body in bodies}, [(key, orjson.dumps(body)) for key, body in bodies]
-
-
-async def produce_all(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]],
-                      on_start: Callable[[], object] = lambda: None) -> tuple[list[Any], float]:
-    """Every payload as fast as aiokafka can; the broker's metadata of each and the seconds it took."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        on_start()
-        started = time.time()
-        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
-        metas = await asyncio.gather(*futures)
-        return metas, time.time() - started
-    finally:
-        await producer.stop()
 
 
 async def throughput(bootstrap: str, topic: str, pop: Population, n: int, reader: DecisionReader,

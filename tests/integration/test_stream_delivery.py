@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,7 +23,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
-from faust.types import TP
 
 from schemas.decisions import TIMING_FIELDS
 from schemas.events import TransactionEvent
@@ -33,10 +31,8 @@ from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, fraud_features
 from stream_scorer.core.redis_client import create_redis
-from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
 from stream_scorer.worker.dead_letters import headers_dict
-from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.topics import OUTPUT_PARTITIONS
 from tests.support.events import event_body, transaction_events
 from tests.support.processes import (
@@ -367,39 +363,3 @@ async def test_worker_metrics_show_consumer_lag_per_input_partition(settings: Se
             await asyncio.sleep(0.5)
     assert set(lags) == {"0", "1", "2"}, f"lag series for {topic}: {lags}\n{_logs(log)}"
     assert lags == {"0": 0.0, "1": 0.0, "2": 0.0}, f"lag after everything was consumed: {lags}\n{_logs(log)}"
-
-
-class _FakeConsumer:
-    """What ``ConsumerLagReporter`` reads of faust's consumer."""
-
-    def __init__(self) -> None:
-        self.assigned: dict[TP, int] = {}  # partition -> high watermark
-        self._committed_offset: dict[TP, int | None] = {}
-
-    def assignment(self) -> set[TP]:
-        return set(self.assigned)
-
-    def highwater(self, tp: TP) -> int:
-        return self.assigned[tp]
-
-    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
-        return {tp: 10 for tp in partitions}
-
-
-async def test_lag_gauge_follows_the_assignment() -> None:
-    metrics = Metrics()
-    consumer = _FakeConsumer()
-    reporter = ConsumerLagReporter(SimpleNamespace(consumer=consumer), metrics)  # type: ignore[arg-type]
-    tx0, tx1, tx2 = (TP("transactions", p) for p in range(3))
-    consumer.assigned = {tx0: 100, tx1: 50, tx2: 30}
-    consumer._committed_offset = {tx0: 90, tx1: 50}  # tx2: never committed, measured from its earliest offset
-
-    def lag(tp: TP) -> float | None:
-        return metrics.registry.get_sample_value("stream_consumer_lag",
-                                                 {"topic": tp.topic, "partition": str(tp.partition)})
-
-    await reporter.report()
-    assert [lag(tx0), lag(tx1), lag(tx2)] == [10, 0, 20]
-    consumer.assigned = {tx1: 60}  # a rebalance gave tx0 and tx2 to another worker
-    await reporter.report()
-    assert [lag(tx0), lag(tx1), lag(tx2)] == [None, 10, None]
