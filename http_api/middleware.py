@@ -66,10 +66,9 @@ class RequestContextMiddleware:
                 await _too_many(send_with_id, wait)
             else:
                 await self.app(scope, receive_watching, send_with_id)
-        except (ClientDisconnect, asyncio.CancelledError):
-            raise
-        except BaseException:
-            disconnected = False  # a failure after the client left is still a server error
+        except BaseException as exc:
+            if not isinstance(exc, ClientDisconnect | asyncio.CancelledError):
+                disconnected = False  # a failure after the client left is still a server error
             raise
         finally:
             elapsed = time.perf_counter() - start
