@@ -36,6 +36,7 @@ from stream_scorer.worker.topics import Topics, declare_topics, ensure_topics
 log = logging.getLogger(__name__)
 
 EXIT_UNEXPECTED = 70
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 class FaustProducer:
@@ -201,6 +202,9 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         producer_linger_ms=1,
+        # A partition's decisions of one batch fit in one aiokafka batch: a second batch for the same partition
+        # waits until the first is on the wire, a broker round trip the worker idled through (16 KiB default)
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         producer_acks=-1,
         topic_disable_leader=True,  # faust's leader topic is read by no batch handler (and no agent runs here)
     )

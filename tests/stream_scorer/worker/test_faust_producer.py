@@ -4,16 +4,21 @@ paths are in tests/integration)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import NotReady
 
+from schemas.decisions import FraudDecision
+from stream_scorer.config import Settings
 from stream_scorer.errors import BrokerUnavailable
-from stream_scorer.worker.app import FaustProducer
+from stream_scorer.worker.app import FaustProducer, create_worker_app
 from stream_scorer.worker.processor import Outgoing, Unacknowledged
 
 
@@ -121,3 +126,28 @@ async def test_a_batch_not_acknowledged_names_what_to_send_again_in_its_partitio
     assert list(failure.value.records) == expected  # that batch and the later ones of its partition, in order
     assert all(DefaultPartitioner()(r[1], [0, 1], [0, 1]) == partition for r in failure.value.records)
     assert len(expected) < len(records)
+
+
+async def test_a_full_batch_of_decisions_for_one_partition_fits_one_producer_batch(tmp_path: Path) -> None:
+    """A second aiokafka batch for a partition waits until the first is on the wire (a broker round trip the
+    worker idles through): the worker's producer takes a whole input batch of one partition's decisions at once."""
+    settings = Settings(model_dir=tmp_path, gc_threshold=0)
+    app, _ = create_worker_app(settings)
+    conf = app.conf
+    assert conf.producer_max_batch_size <= conf.producer_max_request_size
+    decision = FraudDecision(
+        fraud_score=0.912345, risk_level="high", confidence=0.912345, recommended_action="decline",
+        explanation="High risk (score 0.91): 14 transactions on this card in the last hour; 9,876.54 spent on this "
+                    "card in the last 24 hours; 12 small transactions in the last hour (card-testing pattern).",
+        top_risk_factors=["card_tx_count_1h", "card_amount_sum_24h", "card_small_tx_count_1h"], features_used=22,
+        latency_ms=12.345, model_version="fraud-2026-12-06T00-00-00", feature_freshness_sec=0.123,
+        transaction_id="tx-" + "9" * 32, decision_id="0" * 36, event_timestamp=datetime.now(UTC),
+        scored_at=datetime.now(UTC), features_missing=["merchant_tx_count_28d", "merchant_fraud_rate_28d"],
+    ).model_dump_json().encode()
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", max_batch_size=conf.producer_max_batch_size)
+    try:
+        batch = producer.create_batch()
+        for _ in range(settings.worker.batch_size):
+            assert batch.append(timestamp=None, key=b"card-000001", value=decision, headers=[]) is not None
+    finally:
+        await producer.stop()  # never started: nothing to flush
