@@ -8,9 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from stream_scorer.config import Settings
+from stream_scorer.core import feature_store
 from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_state import InMemoryFeatureState
-from stream_scorer.core.feature_store import RedisFeatureStore
+from stream_scorer.core.feature_store import READ_PART_WINDOWS, RedisFeatureStore
 from stream_scorer.core.features import DAY, fraud_features, personalization_features
 from tests.support.events import fraud_labels, session_events, session_update, transaction_events, tx_update
 
@@ -91,7 +92,9 @@ async def test_one_round_trip_per_batch(settings: Settings, redis_client: aiored
     states = await store.fetch_fraud_states(keys)
     after = await client_commands()
     assert len(states) == 200 and sum(len(s.card_history) for s in states) > 200
-    assert after["cmdstat_evalsha"] - before["cmdstat_evalsha"] == 1  # the whole batch: one call
+    cards = len({e.card_id for e in events})
+    parts = -(-cards // READ_PART_WINDOWS)  # one call per part, all written at once
+    assert after["cmdstat_evalsha"] - before["cmdstat_evalsha"] == parts
     # inside it: one window per distinct card (however many events it has), one HGETALL per distinct merchant / MCC
     distinct = len({e.merchant_id for e in events}) + len({e.mcc_code for e in events})
     assert after["cmdstat_zrangebyscore"] - before["cmdstat_zrangebyscore"] == len({e.card_id for e in events})
@@ -124,6 +127,24 @@ async def test_scripts_are_reloaded_after_a_script_flush(settings: Settings, red
     [state] = await store.fetch_fraud_states([(events[0].card_id, events[0].merchant_id, events[0].mcc_code,
                                                time.time())])
     assert len(state.card_history) == 5
+
+
+async def test_a_read_in_parts_equals_a_read_in_one_part(settings: Settings, redis_client: aioredis.Redis,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts pipelined on one connection, also after the server lost its scripts (every part fails, then all are
+    sent again): the same states as one call for the whole batch."""
+    store = RedisFeatureStore(redis_client)
+    events = transaction_events(300, start=time.time() - DAY, span_sec=DAY - 60, cards=40, merchants=9)
+    await store.apply_transactions([tx_update(e) for e in events])
+    keys = [(e.card_id, e.merchant_id, e.mcc_code, time.time() - i) for i, e in enumerate(events)]
+    monkeypatch.setattr(feature_store, "READ_PART_WINDOWS", 1000)
+    whole = await store.fetch_fraud_states(keys)
+    monkeypatch.setattr(feature_store, "READ_PART_WINDOWS", 7)
+    await redis_client.script_flush()
+    parts = await store.fetch_fraud_states(keys)
+    again = await store.fetch_fraud_states(keys)
+    assert parts == again == whole
+    assert sum(len(s.card_history) for s in whole) > len(events) and any(s.merchant.counts for s in whole)
 
 
 async def test_daily_counters_keep_only_the_retention(settings: Settings, redis_client: aioredis.Redis) -> None:
