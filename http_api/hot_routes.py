@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from http_api.body import check_declared_size, validate_body
 from http_api.deps import Coalescers
 from http_api.errors import ErrorReply, scoring_error_reply, unexpected_error_reply, validation_error_reply
+from schemas.decisions import to_json
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core.identified import identify_session_event, identify_transaction, new_event_id
 from stream_scorer.core.scorer import Timings
@@ -43,7 +44,7 @@ async def score_event(kind: Kind, raw: bytes, coalescers: Coalescers) -> tuple[b
         event = validate_body(raw, SessionEvent, MAX_EVENT_BYTES)
         decision, timings = await coalescers.personalization.submit(
             identify_session_event(event, new_event_id, time.time()))
-    return decision.model_dump_json().encode(), timings
+    return to_json(decision), timings
 
 
 def server_timing(timings: Timings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 RiskLevel = Literal["low", "medium", "high"]
@@ -31,6 +32,13 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def to_json(decision: BaseModel) -> bytes:
+    """A decision's (or shadow score's) JSON, byte-equal to ``model_dump_json().encode()`` (tested) at half its
+    cost: orjson over the field values, which for these models are plain types (str, float, int, bool, None, lists
+    of str, UTC datetimes written with ``Z``). The stream encodes one per event."""
+    return orjson.dumps(decision.__dict__, option=orjson.OPT_UTC_Z)
 
 
 class FraudDecision(BaseModel):

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from schemas.decisions import ShadowScore
+from schemas.decisions import ShadowScore, to_json
 from schemas.events import FraudLabel, SessionEvent, TransactionEvent
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.identified import Identified, identify_session_event, identify_transaction
@@ -180,9 +180,9 @@ class BatchProcessor:
             for record, error in failed:
                 letters.append(_letter(record, "scoring_failed", getattr(error, "field", None),
                                        f"{type(error).__name__}: {error}"))
-        outputs: list[Outgoing] = [(out_topic, key_of(item.event).encode(), decision.model_dump_json().encode(), None)
+        outputs: list[Outgoing] = [(out_topic, key_of(item.event).encode(), to_json(decision), None)
                                    for item, decision in scored]
-        outputs += [(self._out.shadow, s.event_id.encode(), s.model_dump_json().encode(), None) for s in shadows]
+        outputs += [(self._out.shadow, s.event_id.encode(), to_json(s), None) for s in shadows]
         await self._send_all(topic, outputs, letters)
         done = self._clock()
         observe_many(self._metrics.event_to_decision.labels(topic),
