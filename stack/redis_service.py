@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 import time
 from typing import Any
 
 from stack.addresses import format_hostport, is_loopback, port_open
+from stack.apt import apt_install, find_binary
 from stack.errors import StackError, log
-from stack.paths import redis_dir, state_dir
+from stack.paths import redis_dir
 from stack.processes import our_pid, our_pid_at, pid_alive, record_started, spawn, stop_pid, tail, wait_until
 from stack.redis_client import redis_ping, redis_version
 
@@ -28,33 +27,11 @@ def redis_address() -> tuple[str, int]:
 
 
 def install_redis() -> str:
-    if os.geteuid() != 0:
-        raise StackError("redis-server is missing and we are not root: run `sudo apt-get install -y redis-server`")
-    if not shutil.which("apt-get"):
-        raise StackError("redis-server is missing and apt-get is not available: install Redis by hand")
-    log("redis-server missing: installing it with apt-get (one time)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    logf = state_dir() / "apt.log"
-    logf.parent.mkdir(parents=True, exist_ok=True)
-    with open(logf, "ab") as out:
-        for cmd in (
-            ["apt-get", *lock, "update"],
-            ["apt-get", *lock, "install", "-y", "--no-install-recommends", "redis-server"],
-        ):
-            rc = subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            if rc != 0:
-                raise StackError(f"`{' '.join(cmd)}` failed with exit code {rc} (see {logf})")
-    path = find_redis_server()
-    if not path:
-        raise StackError("apt-get installed redis-server but the binary is not on PATH")
-    return path
+    return apt_install("redis-server", "redis-server")
 
 
 def find_redis_server() -> str | None:
-    return shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(p, os.X_OK)), None
-    )
+    return find_binary("redis-server")
 
 
 def redis_up() -> dict[str, Any]:
