@@ -17,16 +17,15 @@ replays history through both and compares every value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Literal
 
 from stream_scorer.core.feature_inputs import (
     DAY,
-    CardTx,
     FraudState,
     PersonalizationState,
-    UserEvent,
     day_of,
 )
 from stream_scorer.core.geo import country_distance_km
@@ -55,8 +54,8 @@ class FeatureSpec:
     (one hour, one weekday), so their PSI against a training period of weeks says nothing."""
 
 
-def _by_time(event: CardTx | UserEvent) -> tuple[float, str]:
-    return event.ts, event.event_id
+_TIME_ORDER = attrgetter("ts", "event_id")
+"""Windows are summed in time order, then by event id (a C key function: sorted once per event scored)."""
 
 
 # -------------------------------------------------------------------------------------------- fraud definitions
@@ -96,12 +95,8 @@ _CARD_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "card")
 _MERCHANT_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "merchant")
 _MCC_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "mcc")
 
-def usual_country(history: Iterable[CardTx]) -> str | None:
-    """The card's most frequent country in its window (ties broken alphabetically), None without history."""
-    counts: dict[str, int] = {}
-    for tx in history:
-        if tx.country:
-            counts[tx.country] = counts.get(tx.country, 0) + 1
+def _most_frequent(counts: dict[str, int]) -> str | None:
+    """The card's usual country: the most frequent in its window, ties broken alphabetically; None without any."""
     if not counts:
         return None
     most = max(counts.values())
@@ -125,48 +120,44 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     are ignored, so the result is the state as of ``ts``.
     """
     # in time order whatever the source's order (Redis, replay, batch merge): float sums must not depend on it
-    window = sorted((tx for tx in state.card_history if ts - CARD_WINDOW_SEC <= tx.ts < ts), key=_by_time)
+    low = ts - CARD_WINDOW_SEC
+    window = sorted([tx for tx in state.card_history if low <= tx.ts < ts], key=_TIME_ORDER)
     hour = (ts % DAY) / HOUR
-    weekday = (day_of(ts) + 3) % 7  # 1970-01-01 was a Thursday; Monday == 0
+    day = day_of(ts)
     n1h = n24h = small1h = 0
     s1h = s24h = s7d = 0.0
     merchants24: set[str] = set()
     countries24: set[str] = set()
-    last_ts: float | None = None
+    countries: dict[str, int] = {}  # 7-day transactions per (non-empty) country
     for tx in window:
-        age = ts - tx.ts
-        s7d += tx.amount
-        if age <= DAY:
+        tx_amount = tx.amount
+        s7d += tx_amount
+        tx_country = tx.country
+        if tx_country:
+            countries[tx_country] = countries.get(tx_country, 0) + 1
+        if ts - tx.ts <= DAY:
             n24h += 1
-            s24h += tx.amount
+            s24h += tx_amount
             merchants24.add(tx.merchant_id)
-            if tx.country:
-                countries24.add(tx.country)
-            if age <= HOUR:
+            if tx_country:
+                countries24.add(tx_country)
+            if ts - tx.ts <= HOUR:
                 n1h += 1
-                s1h += tx.amount
-                if tx.amount < SMALL_AMOUNT:
+                s1h += tx_amount
+                if tx_amount < SMALL_AMOUNT:
                     small1h += 1
-        if last_ts is None or tx.ts > last_ts:
-            last_ts = tx.ts
     n7d = len(window)
     mean7d = s7d / n7d if n7d else 0.0
-    ratio = amount / mean7d if mean7d > 0 else 1.0
-    usual = usual_country(window)
-    seen = {tx.country for tx in window}
-    is_new = 1.0 if (country and window and country not in seen) else 0.0
-    foreign = 1.0 if (country and usual and country != usual) else 0.0
-    distance = country_distance_km(country, usual) if (country and usual) else 0.0
-    first, end = risk_window(ts)
+    usual = _most_frequent(countries)
+    end = day - LABEL_DELAY_DAYS  # the risk window: labels known at ts (``risk_window``)
+    first = end - RISK_WINDOW_DAYS
     m_tx = state.merchant.total("tx", first, end)
     m_fraud = state.merchant.total("fraud", first, end)
-    c_tx = state.mcc.total("tx", first, end)
-    c_fraud = state.mcc.total("fraud", first, end)
     return [
         amount,
         round(hour, 6),
         1.0 if hour < 6 else 0.0,
-        1.0 if weekday >= 5 else 0.0,
+        1.0 if (day + 3) % 7 >= 5 else 0.0,  # 1970-01-01 was a Thursday; Monday == 0
         float(n1h),
         float(n24h),
         float(n7d),
@@ -174,17 +165,17 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
         s24h,
         s7d,
         mean7d,
-        ratio,
+        amount / mean7d if mean7d > 0 else 1.0,
         float(small1h),
-        min(ts - last_ts, CARD_WINDOW_SEC) if last_ts is not None else CARD_WINDOW_SEC,
+        min(ts - window[-1].ts, CARD_WINDOW_SEC) if window else CARD_WINDOW_SEC,  # the latest: time order
         float(len(merchants24)),
         float(len(countries24)),
-        is_new,
-        foreign,
-        distance,
+        1.0 if (country and window and country not in countries) else 0.0,
+        1.0 if (country and usual and country != usual) else 0.0,
+        country_distance_km(country, usual) if (country and usual) else 0.0,
         float(m_tx),
         smoothed_rate(m_tx, m_fraud),
-        smoothed_rate(c_tx, c_fraud),
+        smoothed_rate(state.mcc.total("tx", first, end), state.mcc.total("fraud", first, end)),
     ]
 
 
@@ -252,7 +243,7 @@ _ITEM_FEATURES = tuple(f.name for f in PERSONALIZATION_FEATURES if f.entity == "
 def personalization_features(ts: float, item_id: str, category: str, price: float, session_id: str | None,
                              state: PersonalizationState) -> list[float]:
     """The personalization feature vector, in ``PERSONALIZATION_FEATURE_NAMES`` order, as of ``ts``."""
-    window = sorted((e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts), key=_by_time)
+    window = sorted((e for e in state.user_history if ts - USER_WINDOW_SEC <= e.ts < ts), key=_TIME_ORDER)
     views = carts = purchases = cat_events = cat_purchases = item_views = 0
     purchase_sum = 0.0
     sessions: set[str] = set()

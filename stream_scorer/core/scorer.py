@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -123,25 +123,32 @@ class Scorer:
         missing_counts: Counter[tuple[str, ...]] = Counter()
         served_actions: list[str] = []
         factors_of = top_factors(contributions)
+        score_of = scores.tolist()
+        model_of: dict[int, tuple[str, Mapping[str, float]]] = {}  # per served model: version, thresholds
         out = []
         for row, (item, state) in enumerate(zip(items, states, strict=True)):
             model = served[row]
-            score = round(float(scores[row]), 6)  # the action follows the score the decision shows
-            risk, action = d.fraud_action(score, model.metadata.thresholds)
+            known = model_of.get(id(model))
+            if known is None:
+                known = model_of[id(model)] = (model.version, model.metadata.thresholds)
+            version, thresholds = known
+            score = round(score_of[row], 6)  # the action follows the score the decision shows
+            risk, action = d.fraud_action(score, thresholds)
             factors = factors_of[row]
-            missing = [] if degraded else missing_fraud_features(item.ts, state, rows[row])
-            out.append(trusted(FraudDecision, dict(
-                fraud_score=score, risk_level=risk, confidence=d.confidence(score),
-                recommended_action=action,
-                explanation=fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, x[row], factors),
-                top_risk_factors=[FRAUD_FEATURE_NAMES[j] for j in factors],
-                features_used=len(FRAUD_FEATURE_NAMES), latency_ms=latency_ms, model_version=model.version,
-                feature_freshness_sec=_freshness(now, state.updated_at), transaction_id=item.event_id,
-                decision_id=d.decision_id(item.event_id, FRAUD_MODEL, model.version),
-                event_timestamp=datetime.fromtimestamp(item.ts, UTC), scored_at=scored_at,
-                features_missing=list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, degraded=degraded,
-            )))
-            actions[model.version, action] += 1
+            values = rows[row]
+            missing = [] if degraded else missing_fraud_features(item.ts, state, values)
+            out.append(trusted(FraudDecision, {
+                "fraud_score": score, "risk_level": risk, "confidence": d.confidence(score),
+                "recommended_action": action,
+                "explanation": fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, values, factors),
+                "top_risk_factors": [FRAUD_FEATURE_NAMES[j] for j in factors],
+                "features_used": len(FRAUD_FEATURE_NAMES), "latency_ms": latency_ms, "model_version": version,
+                "feature_freshness_sec": _freshness(now, state.updated_at), "transaction_id": item.event_id,
+                "decision_id": d.decision_id(item.event_id, FRAUD_MODEL, version),
+                "event_timestamp": datetime.fromtimestamp(item.ts, UTC), "scored_at": scored_at,
+                "features_missing": list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, "degraded": degraded,
+            }))
+            actions[version, action] += 1
             served_actions.append(action)
             missing_counts[tuple(missing)] += 1
         self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)

@@ -3,14 +3,8 @@ from __future__ import annotations
 import random
 import time
 
-from stream_scorer.core.features import (
-    CardTx,
-    FraudState,
-    PersonalizationState,
-    UserEvent,
-    fraud_features,
-    personalization_features,
-)
+from stream_scorer.core.feature_inputs import CardTx, FraudState, PersonalizationState, UserEvent
+from stream_scorer.core.features import fraud_features, personalization_features
 
 
 def test_features_do_not_depend_on_the_order_of_the_history() -> None:
