@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from stream_scorer.core.feature_inputs import (
     DAY,
@@ -37,8 +37,8 @@ ITEM_RETENTION_DAYS = ITEM_WINDOW_DAYS + 1
 NO_SESSION = "-"
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionUpdate:
+# The update records are NamedTuples: immutable, and ~3x cheaper to build than frozen dataclasses (one per event).
+class TransactionUpdate(NamedTuple):
     transaction_id: str
     card_id: str
     ts: float
@@ -48,8 +48,7 @@ class TransactionUpdate:
     mcc_code: str
 
 
-@dataclass(frozen=True, slots=True)
-class LabelUpdate:
+class LabelUpdate(NamedTuple):
     transaction_id: str
     merchant_id: str
     mcc_code: str
@@ -57,8 +56,7 @@ class LabelUpdate:
     is_fraud: bool
 
 
-@dataclass(frozen=True, slots=True)
-class SessionUpdate:
+class SessionUpdate(NamedTuple):
     event_id: str
     user_id: str
     ts: float

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from schemas.events import SessionEvent, TransactionEvent
 
 E = TypeVar("E", TransactionEvent, SessionEvent)
 
 
-@dataclass(frozen=True, slots=True)
-class Identified(Generic[E]):
+class Identified(NamedTuple, Generic[E]):
     """An event with its id and time settled (from the event, else from the adapter's fallback)."""
 
     event: E

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,8 +18,7 @@ class Rejection:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded(Generic[M]):
+class Decoded(NamedTuple, Generic[M]):
     event: M | None
     rejection: Rejection | None
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
@@ -39,9 +39,9 @@ class RetryAbandoned(BaseException):
     A ``BaseException`` so that the per-event isolation (``except Exception``) never dead-letters it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What the processor needs of a consumed Kafka record."""
+class Record(NamedTuple):
+    """What the processor needs of a consumed Kafka record (a NamedTuple: immutable, and ~3x cheaper to build than
+    a frozen dataclass, one per record)."""
 
     topic: str
     partition: int
