@@ -7,7 +7,6 @@ offset and the Kafka record timestamp, so a redelivered message keeps the same i
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -46,8 +45,8 @@ class TransactionEvent(_Event):
     """A card transaction: the body of ``POST /score/fraud`` and a message on the ``transactions`` topic."""
 
     card_id: EntityId = Field(description="Card identifier (the topic key).", examples=["card_00001234"])
-    transaction_amount: float = Field(ge=0, le=1_000_000, description="Amount in the card's currency.",
-                                      examples=[150.0])
+    transaction_amount: float = Field(ge=0, le=1_000_000, allow_inf_nan=False,
+                                      description="Amount in the card's currency.", examples=[150.0])
     merchant_id: EntityId = Field(default=UNKNOWN_MERCHANT, description="Merchant; default `merchant_unknown`.")
     mcc_code: str = Field(default=UNKNOWN_MCC, pattern=r"^[0-9]{4}$",
                           description="ISO 18245 merchant category code; default `0000` (unknown).")
@@ -57,13 +56,6 @@ class TransactionEvent(_Event):
     transaction_id: EntityId | None = Field(default=None, description="Echoed in the decision; generated if absent.")
     timestamp: datetime | None = Field(default=None, description="Event time (ISO 8601 or epoch seconds); "
                                                                  "default: time of scoring.")
-
-    @field_validator("transaction_amount")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class FraudLabel(_Event):
@@ -97,15 +89,8 @@ class SessionEvent(_Event):
     item_id: EntityId = Field(examples=["item_electronics_001"])
     item_category: str = Field(default="unknown", min_length=1, max_length=64, pattern=r"^[^|\s]+$",
                                examples=["electronics"])
-    item_price: float = Field(default=0.0, ge=0, le=1_000_000, examples=[299.99])
+    item_price: float = Field(default=0.0, ge=0, le=1_000_000, allow_inf_nan=False, examples=[299.99])
     session_id: EntityId | None = Field(default=None, description="Default: no current session.")
     event_type: SessionEventType = Field(default="view")
     event_id: EntityId | None = Field(default=None, description="Echoed in the decision; generated if absent.")
     timestamp: datetime | None = None
-
-    @field_validator("item_price")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value

@@ -14,11 +14,22 @@ from stream_scorer.worker.decode import decode
     (b'{"transaction_amount": 5}', "invalid_event", "card_id"),
     (b'{"card_id": "c", "transaction_amount": -5}', "invalid_event", "transaction_amount"),
     (b'{"card_id": "c|d", "transaction_amount": 5}', "invalid_event", "card_id"),
+    (b'{"card_id": "c", "transaction_amount": NaN}', "invalid_event", "transaction_amount"),
+    (b'{"card_id": "c", "transaction_amount": Infinity}', "invalid_event", "transaction_amount"),
+    (b'{"card_id": "c", "transaction_amount": "nan"}', "invalid_event", "transaction_amount"),
 ])
 def test_rejections_name_reason_and_field(raw: bytes | None, reason: str, field: str | None) -> None:
     decoded = decode(TransactionEvent, raw)
     assert decoded.event is None and decoded.rejection is not None
     assert (decoded.rejection.reason, decoded.rejection.field) == (reason, field)
+
+
+@pytest.mark.parametrize("amount", [b"NaN", b"-Infinity", b'"inf"'])
+def test_non_finite_numbers_are_rejected_as_such(amount: bytes) -> None:
+    for schema, body in ((TransactionEvent, b'{"card_id": "c", "transaction_amount": %s}'),
+                         (SessionEvent, b'{"user_id": "u", "item_id": "i", "item_price": %s}')):
+        decoded = decode(schema, body % amount)
+        assert decoded.rejection is not None and "finite" in decoded.rejection.detail
 
 
 def test_valid_events_decode() -> None:
