@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
@@ -13,7 +14,7 @@ from http_api.body import check_declared_size, openapi_body, parse_body
 from http_api.deps import Coalescers, CoalescersDep, ScorerDep, ServicesDep
 from http_api.hot_routes import MAX_EVENT_BYTES, Kind, score_event, server_timing
 from http_api.responses import JSONBytes
-from schemas.decisions import FraudDecision, PersonalizationDecision
+from schemas.decisions import FraudDecision, PersonalizationDecision, to_json
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core.identified import identify_session_event, identify_transaction, new_event_id
 from stream_scorer.errors import BatchTooLarge
@@ -93,7 +94,7 @@ async def score_batch(request: Request, scorer: ScorerDep, services: ServicesDep
         decisions = await scorer.score_session_events(
             [identify_session_event(e, new_event_id, now) for _, e in valid], allow_degraded=allow_degraded)
     for (index, _), decision in zip(valid, decisions, strict=True):
-        results[index] = {"index": index, "result": decision.model_dump(mode="json")}
+        results[index] = {"index": index, "result": orjson.Fragment(to_json(decision))}  # written as is
     return JSONBytes({
         "batch_id": body.batch_id, "model_type": body.model_type, "total": len(body.requests),
         "succeeded": len(valid), "failed": len(body.requests) - len(valid), "results": results,

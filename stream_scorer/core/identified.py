@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
@@ -20,8 +20,17 @@ class Identified(NamedTuple, Generic[E]):
 
 
 def new_event_id() -> str:
-    """An id for an HTTP request that brought none (random, 128 bits)."""
-    return secrets.token_hex(16)
+    """An id for an HTTP request that brought none (random, 128 bits, from the OS's generator). Drawn
+    ``_ID_DRAW`` at a time: one ``getrandom`` call instead of one per id (``/score/batch`` needs one per row)."""
+    if not _unused_ids:
+        raw = os.urandom(16 * _ID_DRAW).hex()
+        _unused_ids.extend(raw[i:i + 32] for i in range(0, len(raw), 32))
+    return _unused_ids.pop()
+
+
+_ID_DRAW = 64
+_unused_ids: list[str] = []
+os.register_at_fork(after_in_child=_unused_ids.clear)  # a forked process never hands out its parent's ids
 
 
 def identify_transaction(event: TransactionEvent, fallback_id: str | Callable[[], str],

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from http_api.app import create_app
+from schemas.decisions import FraudDecision
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.core.feature_store import RedisFeatureStore
 from tests.support.events import transaction_events, tx_update
@@ -99,6 +100,9 @@ async def test_batch_reports_bad_items_by_index(client: httpx.AsyncClient) -> No
     assert (d["batch_id"], d["succeeded"], d["failed"]) == ("b-1", 2, 1)
     assert d["results"][1]["error"]["field"] == "transaction_amount"
     assert 0 <= d["results"][2]["result"]["fraud_score"] <= 1
+    for item in (d["results"][0], d["results"][2]):  # each result is a whole decision, as /score/fraud renders it
+        FraudDecision.model_validate(item["result"])
+        assert list(item["result"]) == list(FraudDecision.model_fields)
     too_many = {"model_type": "fraud_detection", "requests": [{"card_id": "c", "transaction_amount": 1}] * 1001}
     r = await client.post("/score/batch", json=too_many)
     assert r.status_code == 413
