@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 PROFILE_PARTS = (
-    ("scoring core: feature read (one Lua call per batch) + parsing", ("Scorer._fetch",)),
+    ("scoring core: feature read (one round trip per batch) + parsing", ("Scorer._fetch",)),
     ("scoring core: features, model, explanation, decision objects, feature update",
      ("Scorer.score_transactions", "Scorer._decide_while_applying")),
     ("worker: decode events (pydantic)", ("decode (stream_scorer/worker/decode.py)",)),
