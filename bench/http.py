@@ -21,6 +21,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -32,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stack import stack
-from stack.apt import apt_install, find_binary
+from stack.apt import apt_install
+from stack.errors import StackError
 from stream_scorer.core.feature_state import SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
@@ -154,8 +156,11 @@ def main() -> int:
     parser.add_argument("--batch-rows", type=int, default=500)
     parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "artifacts"))
     args = parser.parse_args()
-    if find_binary("wrk") is None:
-        apt_install("wrk", "wrk")  # the load generator, Debian's package (once; as root)
+    if shutil.which("wrk") is None:
+        try:
+            apt_install("wrk", "wrk")  # the load generator, Debian's package (once; as root)
+        except StackError as exc:
+            raise SystemExit(f"wrk is needed: {exc}") from None
     env = stack.ensure_up()
     model_dir = Path(args.model_dir)
     versions = list_versions(model_dir, "fraud")

@@ -22,10 +22,12 @@ class Identified(NamedTuple, Generic[E]):
 def new_event_id() -> str:
     """An id for an HTTP request that brought none (random, 128 bits, from the OS's generator). Drawn
     ``_ID_DRAW`` at a time: one ``getrandom`` call instead of one per id (``/score/batch`` needs one per row)."""
-    if not _unused_ids:
-        raw = os.urandom(16 * _ID_DRAW).hex()
-        _unused_ids.extend(raw[i:i + 32] for i in range(0, len(raw), 32))
-    return _unused_ids.pop()
+    while True:
+        try:
+            return _unused_ids.pop()
+        except IndexError:  # none left (another thread may have taken the last one since the check)
+            raw = os.urandom(16 * _ID_DRAW).hex()
+            _unused_ids.extend(raw[i:i + 32] for i in range(0, len(raw), 32))
 
 
 _ID_DRAW = 64

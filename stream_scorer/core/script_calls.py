@@ -74,11 +74,14 @@ async def eval_pipelined(redis: aioredis.Redis, script: AsyncScript, calls: Sequ
     try:
         async with _borrowed(redis, conn):
             await conn.send_packed_command(b"".join(packs), check_health=False)
-            i = 0
+            i, reloaded = 0, False
             while i < len(packs):
                 try:
                     reply = await conn.read_response()
                 except NoScriptError:  # every call from this one on failed the same way
+                    if reloaded:  # loaded, and still unknown: not a lost script (closes the connection)
+                        raise
+                    reloaded = True
                     for _ in range(i + 1, len(packs)):
                         with contextlib.suppress(NoScriptError):
                             await conn.read_response()
