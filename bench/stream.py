@@ -1,10 +1,11 @@
 """Stream benchmark: one worker process on the real broker, throughput and event-to-decision latency.
 
-    .venv/bin/python bench/stream.py [--events 100000] [--rate 1000] [--duration 20] [--profile 10]
+    .venv/bin/python bench/stream.py [--events 100000] [--rate 1000] [--duration 20] [--profile 10] [--workers 1]
 
 Starts (or reuses) the local stack, creates fresh topics (unique suffix) and empties Redis db 4, writes a short
 history for every card (``--history`` transactions in the last day, so the card windows are not empty), starts
-ONE ``stream-scorer worker`` with the models in ``artifacts/``, then:
+ONE ``stream-scorer worker`` with the models in ``artifacts/`` (``--workers N``: N of them in one consumer group,
+their CPU per event added up; the first is profiled and its memory reported), then:
 
 0. capacity: ``--backlog`` transactions are written to the input topic *before* the worker starts; the worker
    drains them while the benchmark only polls end offsets (the load generator and the decision reader use no
@@ -182,6 +183,8 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the input topics")
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy the worker for N s during phase 0 (or 1)")
     parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "artifacts"))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes in one consumer group (CPU per event is their sum)")
     args = parser.parse_args()
     model_dir = Path(args.model_dir)
     if not list_versions(model_dir, "fraud") or not list_versions(model_dir, "personalization"):
@@ -197,32 +200,41 @@ def main() -> int:
     backlog, payloads = events(pop, "t0", args.backlog)
     if payloads:  # written before the worker starts: phase 0 measures how fast it drains them
         asyncio.run(produce_all(bootstrap, topics["TOPIC_TRANSACTIONS"], payloads))
-    with socket.socket() as sock:  # a free port for the worker's /metrics
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    ports: list[int] = []
+    workers: list[subprocess.Popen[bytes]] = []
     data_dir = tempfile.mkdtemp(prefix="bench-worker-")
-    worker_env = {**os.environ, **env, **topics, "TOPIC_INPUT_PARTITIONS": str(args.partitions),
-                  "WORKER_APP_ID": f"bench-stream-{suffix}", "WORKER_DATA_DIR": data_dir,
-                  "WORKER_METRICS_PORT": str(port), "REDIS_DB": str(BENCH_DB), "MODEL_DIR": str(model_dir),
-                  "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     log_path = Path(data_dir) / "worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "stream_scorer", "worker"], cwd=ROOT, env=worker_env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+    for n in range(args.workers):  # one consumer group: the partitions are split between them
+        with socket.socket() as sock:  # a free port for the worker's /metrics
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        worker_env = {**os.environ, **env, **topics, "TOPIC_INPUT_PARTITIONS": str(args.partitions),
+                      "WORKER_APP_ID": f"bench-stream-{suffix}", "WORKER_DATA_DIR": f"{data_dir}/{n}",
+                      "WORKER_METRICS_PORT": str(ports[n]), "REDIS_DB": str(BENCH_DB), "MODEL_DIR": str(model_dir),
+                      "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        with open(log_path if n == 0 else Path(data_dir) / f"worker-{n}.log", "wb") as log:
+            workers.append(subprocess.Popen([sys.executable, "-m", "stream_scorer", "worker"], cwd=ROOT,
+                                            env=worker_env, stdout=log, stderr=subprocess.STDOUT))
     profile_out = Path(data_dir) / "profile.txt"
     try:
-        _wait_ready(port, worker, log_path)
-        phase0, phase1, phase2, counts = asyncio.run(_phases(args, bootstrap, topics, pop, backlog, worker.pid, port,
-                                                             profile_out))
-        mean_batch, batches = batch_stats(port, topics["TOPIC_TRANSACTIONS"])
+        for worker, port in zip(workers, ports, strict=True):
+            _wait_ready(port, worker, log_path)
+        phase0, phase1, phase2, counts = asyncio.run(_phases(args, bootstrap, topics, pop, backlog,
+                                                             [w.pid for w in workers], ports, profile_out))
+        stats = [batch_stats(port, topics["TOPIC_TRANSACTIONS"]) for port in ports]
+        batches = sum(count for _, count in stats)
+        mean_batch = sum(mean * count for mean, count in stats) / max(1, batches)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         asyncio.run(create_topics(bootstrap, topics, args.partitions, delete=True))
-    print(f"\nStream benchmark: one worker, {args.partitions} input partitions, models from {model_dir}, "
+    who = "one worker" if args.workers == 1 else f"{args.workers} workers in one group"
+    print(f"\nStream benchmark: {who}, {args.partitions} input partitions, models from {model_dir}, "
           f"{os.cpu_count()} cores shared with Kafka, Redis and the load generator")
     rows = []
     if phase0:
@@ -260,9 +272,10 @@ def main() -> int:
 
 
 async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, str], pop: Population,
-                  backlog: set[str], pid: int, port: int, profile_out: Path
+                  backlog: set[str], pids: list[int], ports: list[int], profile_out: Path
                   ) -> tuple[dict[str, float], dict[str, float], dict[str, float], tuple[int, int]]:
-    processes = {"worker": pid, **service_pids()}
+    pid = pids[0]  # profiled, and its memory reported
+    processes = {**{f"worker{n}": p for n, p in enumerate(pids)}, **service_pids()}
     decisions = topics["TOPIC_FRAUD_DECISIONS"]
     spies: list[subprocess.Popen[bytes]] = []
 
@@ -278,7 +291,7 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
     reader = DecisionReader(bootstrap, decisions)
     await reader.start()
     lags: list[float] = [0.0]
-    sampling = asyncio.ensure_future(_sample_lag(port, topics["TOPIC_TRANSACTIONS"], lags))
+    sampling = asyncio.ensure_future(_sample_lag(ports, topics["TOPIC_TRANSACTIONS"], lags))
     try:
         if backlog:
             if not await reader.wait_for(backlog, within=60):
@@ -292,6 +305,7 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
         cpu_after, steal_after = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
         for name in processes:
             phase1[f"cpu_{name}"] = (cpu_after[name] - cpu_before[name]) / args.events * 1e6
+        _sum_workers(phase1)
         phase1["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / (time.monotonic() - wall)
         sampling.cancel()
         phase1["max_lag"] = max(lags)
@@ -328,22 +342,28 @@ async def _drain(bootstrap: str, decisions: str, backlog: set[str], processes: d
         await consumer.stop()
     measured = max(1, len(backlog) - done_before)
     out = {f"cpu_{n}": (cpu_after[n] - cpu_before[n]) / measured * 1e6 for n in processes}
-    out["rss_mb"] = rss_mb(processes["worker"])
+    _sum_workers(out)
+    out["rss_mb"] = rss_mb(processes["worker0"])
     out["steal"] = (steal_after - steal_before) / (os.cpu_count() or 1) / (time.monotonic() - wall)
     out["events"] = len(backlog)
     out["measured"] = measured
     return out
 
 
-async def _sample_lag(port: int, topic: str, out: list[float]) -> None:
-    """The worker's ``stream_consumer_lag`` summed over the input partitions, once a second."""
+def _sum_workers(figures: dict[str, float]) -> None:
+    """``cpu_worker``: the worker processes' CPU per event, together."""
+    figures["cpu_worker"] = sum(v for k, v in figures.items() if re.fullmatch(r"cpu_worker\d+", k))
+
+
+async def _sample_lag(ports: list[int], topic: str, out: list[float]) -> None:
+    """The workers' ``stream_consumer_lag`` summed over the input partitions, once a second."""
     pattern = re.compile(rf'^stream_consumer_lag\{{partition="\d+",topic="{re.escape(topic)}"\}} (\S+)$', re.M)
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             await asyncio.sleep(1.0)
             with contextlib.suppress(httpx.HTTPError):
-                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-                out.append(sum(float(v) for v in pattern.findall(text)))
+                texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
+                out.append(sum(float(v) for text in texts for v in pattern.findall(text)))
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> None:
