@@ -149,8 +149,7 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     n7d = len(window)
     mean7d = s7d / n7d if n7d else 0.0
     usual = _most_frequent(countries)
-    end = day - LABEL_DELAY_DAYS  # the risk window: labels known at ts (``risk_window``)
-    first = end - RISK_WINDOW_DAYS
+    first, end = risk_window(ts)
     m_tx = state.merchant.total("tx", first, end)
     m_fraud = state.merchant.total("fraud", first, end)
     return [

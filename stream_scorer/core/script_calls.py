@@ -50,18 +50,15 @@ async def send_script(redis: aioredis.Redis, script: AsyncScript, keys: Sequence
 
 async def _receive(redis: aioredis.Redis, conn: AbstractConnection, script: AsyncScript, packed: bytes,
                    keys: Sequence[str], args: Sequence[str | int], retry: bool) -> Any:
+    replies: list[Any] = []
     try:
         async with _borrowed(redis, conn):
-            try:
-                return await conn.read_response()
-            except NoScriptError:
-                await _load(conn, script)
-                await conn.send_packed_command(packed, check_health=False)
-                return await conn.read_response()
+            await _read_replies(conn, script, [packed], lambda _, reply: replies.append(reply))
     except RedisConnectionError:
         if not retry:
             raise
         return await eval_script(redis, script, keys, args, retry=False)
+    return replies[0]
 
 
 async def eval_pipelined(redis: aioredis.Redis, script: AsyncScript, calls: Sequence[ScriptCall],
@@ -74,26 +71,33 @@ async def eval_pipelined(redis: aioredis.Redis, script: AsyncScript, calls: Sequ
     try:
         async with _borrowed(redis, conn):
             await conn.send_packed_command(b"".join(packs), check_health=False)
-            i, reloaded = 0, False
-            while i < len(packs):
-                try:
-                    reply = await conn.read_response()
-                except NoScriptError:  # every call from this one on failed the same way
-                    if reloaded:  # loaded, and still unknown: not a lost script (closes the connection)
-                        raise
-                    reloaded = True
-                    for _ in range(i + 1, len(packs)):
-                        with contextlib.suppress(NoScriptError):
-                            await conn.read_response()
-                    await _load(conn, script)
-                    await conn.send_packed_command(b"".join(packs[i:]), check_health=False)
-                    continue
-                on_reply(i, reply)
-                i += 1
+            await _read_replies(conn, script, packs, on_reply)
     except RedisConnectionError:
         if not retry:
             raise
         await eval_pipelined(redis, script, calls, on_reply, retry=False)
+
+
+async def _read_replies(conn: AbstractConnection, script: AsyncScript, packs: Sequence[bytes],
+                        on_reply: Callable[[int, Any], None]) -> None:
+    """The replies of ``packs`` (already written, in order). A server that lost its scripts answers NOSCRIPT from
+    some call on: the script is loaded once and those calls written again (a second NOSCRIPT is raised)."""
+    i, reloaded = 0, False
+    while i < len(packs):
+        try:
+            reply = await conn.read_response()
+        except NoScriptError:  # every call from this one on failed the same way
+            if reloaded:  # loaded, and still unknown: not a lost script (the caller closes the connection)
+                raise
+            reloaded = True
+            for _ in range(i + 1, len(packs)):
+                with contextlib.suppress(NoScriptError):
+                    await conn.read_response()
+            await _load(conn, script)
+            await conn.send_packed_command(b"".join(packs[i:]), check_health=False)
+            continue
+        on_reply(i, reply)
+        i += 1
 
 
 @contextlib.asynccontextmanager
