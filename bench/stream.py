@@ -65,6 +65,7 @@ from stream_scorer.core.feature_state import TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import DAY
 from stream_scorer.models.registry import list_versions
+from stream_scorer.worker.lag import LAG_INTERVAL_SEC
 
 BENCH_DB = 4
 MCCS = ["5411", "5812", "5999", "4111", "5732", "5311", "5541", "7011"]
@@ -291,7 +292,7 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
     reader = DecisionReader(bootstrap, decisions)
     await reader.start()
     lags: list[float] = [0.0]
-    sampling = asyncio.ensure_future(_sample_lag(ports, topics["TOPIC_TRANSACTIONS"], lags))
+    sampling: asyncio.Future[None] | None = None
     try:
         if backlog:
             if not await reader.wait_for(backlog, within=60):
@@ -299,6 +300,9 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
                                  "transactions decided")
             stamps = [reader.first[i][0] for i in backlog]
             phase0["rate"] = len(backlog) / max(1e-3, (max(stamps) - min(stamps)) / 1000)
+            # the gauge is refreshed every few seconds: wait until it no longer shows the backlog's lag
+            await _wait_for_lag(ports, topics["TOPIC_TRANSACTIONS"], 0.0, within=3 * LAG_INTERVAL_SEC)
+        sampling = asyncio.ensure_future(_sample_lag(ports, topics["TOPIC_TRANSACTIONS"], lags))
         cpu_before, steal_before = {n: cpu_seconds(p) for n, p in processes.items()}, steal_seconds()
         wall = time.monotonic()
         phase1 = await throughput(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.events, reader, start_profile)
@@ -315,7 +319,8 @@ async def _phases(args: argparse.Namespace, bootstrap: str, topics: dict[str, st
         phase2 = await latency(bootstrap, topics["TOPIC_TRANSACTIONS"], pop, args.rate, args.duration, reader)
         phase2["rss_mb"] = rss_mb(pid)
     finally:
-        sampling.cancel()
+        if sampling is not None:
+            sampling.cancel()
         await reader.stop()
     return phase0, phase1, phase2, (reader.records, len(reader.first))
 
@@ -357,13 +362,27 @@ def _sum_workers(figures: dict[str, float]) -> None:
 
 async def _sample_lag(ports: list[int], topic: str, out: list[float]) -> None:
     """The workers' ``stream_consumer_lag`` summed over the input partitions, once a second."""
-    pattern = re.compile(rf'^stream_consumer_lag\{{partition="\d+",topic="{re.escape(topic)}"\}} (\S+)$', re.M)
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
             await asyncio.sleep(1.0)
             with contextlib.suppress(httpx.HTTPError):
-                texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
-                out.append(sum(float(v) for text in texts for v in pattern.findall(text)))
+                out.append(await _read_lag(client, ports, topic))
+
+
+async def _wait_for_lag(ports: list[int], topic: str, at_most: float, within: float) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if await _read_lag(client, ports, topic) <= at_most:
+                    return
+            await asyncio.sleep(0.5)
+
+
+async def _read_lag(client: httpx.AsyncClient, ports: list[int], topic: str) -> float:
+    pattern = re.compile(rf'^stream_consumer_lag\{{partition="\d+",topic="{re.escape(topic)}"\}} (\S+)$', re.M)
+    texts = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
+    return sum(float(v) for text in texts for v in pattern.findall(text))
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 90) -> None:

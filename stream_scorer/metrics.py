@@ -77,6 +77,11 @@ class Metrics:
                                                  "latency per batch.", ["topic"], buckets=_FAST_BUCKETS, registry=r)
         self.retries = Counter("stream_retries_total", "Retried batches after a retryable failure.",
                                ["topic", "error"], registry=r)
+        self.key_mismatches = Counter("stream_key_mismatch_total", "Events whose Kafka key is not their card_id / "
+                                      "user_id (missing: no key; other: another key). Scored all the same, but one "
+                                      "card's events may then sit in several partitions: their order and each "
+                                      "worker's view of the card's features are no longer guaranteed.",
+                                      ["topic", "kind"], registry=r)
         # drift: population stability index against the baselines in the model's metadata.json
         self.score_psi = Gauge("model_score_psi", "PSI of the scores of the last scored rows against the training "
                                "validation scores (score_baseline deciles); < 0.1 stable, 0.1-0.25 moderate shift, "

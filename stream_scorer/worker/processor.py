@@ -31,6 +31,7 @@ from stream_scorer.worker.decode import decode
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SEC = 5.0
+KEY_WARNING_INTERVAL_SEC = 60.0
 
 
 class RetryAbandoned(BaseException):
@@ -94,6 +95,7 @@ class BatchProcessor:
         self._out = outputs
         self._metrics = metrics
         self._clock = clock
+        self._key_warned_at: dict[str, float] = {}
 
     async def process_transactions(self, records: Sequence[Record]) -> None:
         await self._score_batch(records, TransactionEvent, identify_transaction, self._score_tx,
@@ -147,6 +149,8 @@ class BatchProcessor:
         items: list[Identified[Any]] = []
         sources: list[Record] = []
         letters: list[DeadLetter] = []
+        keys: list[bytes] = []  # per item: its entity's id, the key of its decision
+        mismatched: list[Record] = []
         now = self._clock()
         for record in records:
             decoded = decode(schema, record.value)
@@ -156,32 +160,38 @@ class BatchProcessor:
                                        decoded.rejection.detail))
                 continue
             fallback_id = f"{record.topic}-{record.partition}-{record.offset}"
-            items.append(identify(decoded.event, fallback_id, record.timestamp or now))
+            item = identify(decoded.event, fallback_id, record.timestamp or now)
+            key = key_of(decoded.event).encode()
+            if record.key != key:
+                mismatched.append(record)
+            items.append(item)
+            keys.append(key)
             sources.append(record)
+        if mismatched:
+            self._count_key_mismatches(topic, mismatched)
         shadows: list[ShadowScore] = []
         try:
             decisions, shadows = await self._retrying(topic, lambda: score(items))
-            scored = list(zip(items, decisions, strict=True))
+            scored = list(zip(keys, decisions, strict=True))
         except Exception as exc:  # not retryable (those are retried inside): find the events that fail alone
             log.warning("batch scoring failed, scoring events one by one", extra={"topic": topic,
                                                                                   "error": repr(exc)})
             scored = []
             failed: list[tuple[Record, Exception]] = []
-            for item, record in zip(items, sources, strict=True):
+            for item, key, record in zip(items, keys, sources, strict=True):
                 try:
                     [decision], shadow = await self._retrying(topic, lambda item=item: score([item]))  # type: ignore[misc]
                 except Exception as one:
                     failed.append((record, one))
                 else:
-                    scored.append((item, decision))
+                    scored.append((key, decision))
                     shadows.extend(shadow)
             if len(items) > 1 and not scored:
                 raise  # every event fails alone too: not a poison event but a broken scorer; never dead-letter
             for record, error in failed:
                 letters.append(_letter(record, "scoring_failed", getattr(error, "field", None),
                                        f"{type(error).__name__}: {error}"))
-        outputs: list[Outgoing] = [(out_topic, key_of(item.event).encode(), to_json(decision), None)
-                                   for item, decision in scored]
+        outputs: list[Outgoing] = [(out_topic, key, to_json(decision), None) for key, decision in scored]
         outputs += [(self._out.shadow, s.event_id.encode(), to_json(s), None) for s in shadows]
         await self._send_all(topic, outputs, letters)
         done = self._clock()
@@ -225,6 +235,24 @@ class BatchProcessor:
                                                                      "delay_sec": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SEC)
+
+    def _count_key_mismatches(self, topic: str, records: Sequence[Record]) -> None:
+        """Count (and at most once a minute per topic, log) events keyed other than by their entity: the
+        worker cannot move them to the right partition, but the operator must know the producer is wrong."""
+        missing = sum(1 for r in records if r.key is None)
+        if missing:
+            self._metrics.key_mismatches.labels(topic, "missing").inc(missing)
+        if missing < len(records):
+            self._metrics.key_mismatches.labels(topic, "other").inc(len(records) - missing)
+        now = time.monotonic()
+        last = self._key_warned_at.get(topic)
+        if last is None or now - last >= KEY_WARNING_INTERVAL_SEC:
+            self._key_warned_at[topic] = now
+            first = records[0]  # located by partition and offset: keys are card / user ids, never logged
+            log.warning("events not keyed by their entity id: producers must key them by it, or one entity's "
+                        "events are spread over partitions", extra={
+                            "topic": topic, "in_batch": len(records), "partition": first.partition,
+                            "offset": first.offset, "key_missing": first.key is None})
 
     def _count_dead(self, topic: str, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:

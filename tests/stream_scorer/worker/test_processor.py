@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
@@ -68,9 +69,12 @@ def _processor(model_dir: Path, producer: FakeProducer) -> tuple[BatchProcessor,
     return BatchProcessor(scorer, producer, outputs, Metrics()), scorer
 
 
-def _record(offset: int, body: dict[str, Any] | bytes) -> Record:
+def _record(offset: int, body: dict[str, Any] | bytes, key: bytes | None = None) -> Record:
+    """Keyed by the body's card id (as producers must), unless ``key`` is given."""
     value = body if isinstance(body, bytes) else orjson.dumps(body)
-    return Record("transactions", 0, offset, time.time(), b"k", value)
+    if key is None and isinstance(body, dict):
+        key = str(body.get("card_id", "")).encode()
+    return Record("transactions", 0, offset, time.time(), key, value)
 
 
 async def test_an_event_failing_alone_is_dead_lettered_and_the_rest_scored(model_dir: Path) -> None:
@@ -153,3 +157,29 @@ async def test_stopping_while_retrying_gives_the_batch_back(model_dir: Path) -> 
     with pytest.raises(RetryAbandoned):
         await asyncio.wait_for(task, timeout=10)
     assert producer.sent == []
+
+
+async def test_events_keyed_other_than_by_their_card_are_scored_counted_and_logged_once(
+        model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    producer = FakeProducer()
+    processor, _ = _processor(model_dir, producer)
+    metrics = processor._metrics
+    body = {"card_id": "c1", "transaction_amount": 5.0}
+    right = _record(0, {**body, "transaction_id": "t0"})
+    keyless = Record("transactions", 0, 1, time.time(), None, orjson.dumps({**body, "transaction_id": "t1"}))
+    wrong = _record(2, {**body, "transaction_id": "t2"}, key=b"c2")
+    with caplog.at_level(logging.WARNING, logger="stream_scorer.worker.processor"):
+        await processor.process_transactions([right, keyless, wrong])
+        await processor.process_transactions([_record(3, {**body, "transaction_id": "t3"}, key=b"c3")])
+
+    decisions = [(k, orjson.loads(v)["transaction_id"]) for topic, k, v, _ in producer.sent if topic == "decisions"]
+    assert decisions == [(b"c1", "t0"), (b"c1", "t1"), (b"c1", "t2"), (b"c1", "t3")]  # keyed by card, as always
+
+    def count(kind: str) -> float | None:
+        return metrics.registry.get_sample_value("stream_key_mismatch_total", {"topic": "transactions", "kind": kind})
+
+    assert (count("missing"), count("other")) == (1.0, 2.0)
+    warnings = [r for r in caplog.records if "not keyed by their entity id" in r.getMessage()]
+    assert len(warnings) == 1  # once a minute per topic, not once per batch
+    assert (warnings[0].partition, warnings[0].offset) == (0, 1)  # type: ignore[attr-defined]
+    assert b"c2" not in repr(warnings[0].__dict__).encode()  # ids are never logged
