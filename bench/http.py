@@ -27,7 +27,6 @@ import tempfile
 import time
 
 import httpx
-import redis.asyncio as aioredis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,6 +37,7 @@ from stack.errors import StackError
 from stream_scorer.core.feature_state import SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
+from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.models.registry import list_versions
 
 BENCH_DB = 3
@@ -77,7 +77,7 @@ end
 
 async def load_features(cards: int, users: int, redis_host: str, redis_port: int, model_file: Path) -> None:
     """Card windows (5 transactions each in the last day), user windows, and the naive app's feature hashes."""
-    client = aioredis.Redis(host=redis_host, port=redis_port, db=BENCH_DB, decode_responses=True)
+    client = FeatureRedis(host=redis_host, port=redis_port, db=BENCH_DB, decode_responses=True)
     await client.flushdb()
     store = RedisFeatureStore(client)
     rng = random.Random(1)

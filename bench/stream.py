@@ -52,7 +52,6 @@ from datetime import UTC, datetime
 import httpx
 import numpy as np
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +63,7 @@ from stack import stack
 from stream_scorer.core.feature_state import TransactionUpdate
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import DAY
+from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.models.registry import list_versions
 from stream_scorer.worker.lag import LAG_INTERVAL_SEC
 
@@ -94,7 +94,7 @@ class Population:
 
 
 async def load_history(pop: Population, per_card: int, redis_host: str, redis_port: int) -> None:
-    client = aioredis.Redis(host=redis_host, port=redis_port, db=BENCH_DB, decode_responses=True)
+    client = FeatureRedis(host=redis_host, port=redis_port, db=BENCH_DB, decode_responses=True)
     await client.flushdb()
     store = RedisFeatureStore(client)
     now = time.time()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from http_api.app import create_app
 from stream_scorer.config import KafkaSettings, RedisSettings, Settings, TopicSettings, WorkerSettings
+from stream_scorer.core.redis_client import FeatureRedis
 from tests.support.artifacts import write_xgboost_artifact
 from tests.support.mlflow_store import empty_store, new_store
 from tests.support.services import ServiceAddresses, real_services
@@ -99,9 +99,9 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+async def redis_client(settings: Settings) -> AsyncIterator[FeatureRedis]:
     """The test's Redis database, emptied before the test."""
-    client = aioredis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
+    client = FeatureRedis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
                             decode_responses=True)
     await client.flushdb()
     try:

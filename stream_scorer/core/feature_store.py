@@ -38,6 +38,7 @@ from stream_scorer.core.feature_state import (
     TransactionUpdate,
 )
 from stream_scorer.core.features import CARD_WINDOW_SEC, USER_WINDOW_SEC
+from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script, send_script
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
@@ -97,8 +98,9 @@ PersonalizationKey = tuple[str, str, float]
 
 
 class RedisFeatureStore:
-    def __init__(self, redis: aioredis.Redis, *, cache: SlowFeatureCache | None = None) -> None:
+    def __init__(self, redis: FeatureRedis, *, cache: SlowFeatureCache | None = None) -> None:
         self._redis = redis
+        self._conn = redis.multiplexed
         self._cache = cache if cache is not None and cache.enabled else None
         self._fetch = redis.register_script(scripts.FETCH)
         self._apply_tx = redis.register_script(scripts.APPLY_TRANSACTIONS)
@@ -192,7 +194,7 @@ class RedisFeatureStore:
                     if self._cache is not None:
                         self._cache.put(key, *counts)
 
-        await eval_pipelined(self._redis, self._fetch, calls, on_reply)
+        await eval_pipelined(self._conn, self._fetch, calls, on_reply)
         return [window for part in read for window in part], slow
 
     # ----------------------------------------------------------------------------------------------- updates
@@ -212,7 +214,7 @@ class RedisFeatureStore:
                      mcc_key(u.mcc_code))
             args += (f"{u.transaction_id}|{u.amount!r}|{u.country or ''}|{u.merchant_id}", repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
-        return await send_script(self._redis, self._apply_tx, keys, args)
+        return await send_script(self._conn, self._apply_tx, keys, args)
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
         frauds = [u for u in updates if u.is_fraud]
@@ -223,7 +225,7 @@ class RedisFeatureStore:
         for u in frauds:
             keys += (f"labels:seen:{u.transaction_id}", merchant_key(u.merchant_id), mcc_key(u.mcc_code))
             args.append(day_of(u.transaction_ts))
-        return int(await eval_script(self._redis, self._apply_label, keys, args))
+        return int(await eval_script(self._conn, self._apply_label, keys, args))
 
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int:
         return int(await (await self.send_session_events(updates)))
@@ -240,7 +242,7 @@ class RedisFeatureStore:
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
                      repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC),
                      day - ITEM_RETENTION_DAYS - 1)
-        return await send_script(self._redis, self._apply_session, keys, args)
+        return await send_script(self._conn, self._apply_session, keys, args)
 
 
 async def _ready(value: int) -> int:

@@ -22,6 +22,7 @@ from stream_scorer.client import AsyncScoringClient, ScoringAPIError, ScoringCli
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES
+from stream_scorer.core.redis_client import FeatureRedis
 from tests.conftest import TEST_REDIS_DB
 from tests.http_api.histories import card_testing_burst
 from tests.support.events import tx_update
@@ -82,8 +83,8 @@ def _write_burst(settings: Settings, card_id: str) -> None:
     """A card-testing history for ``card_id``, written through the stream's update path."""
 
     async def write() -> None:
-        redis = aioredis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
-                               decode_responses=True)
+        redis = FeatureRedis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
+                             decode_responses=True)
         try:
             await RedisFeatureStore(redis).apply_transactions([tx_update(e) for e in card_testing_burst(card_id)])
         finally:

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from stream_scorer.config import RedisSettings, Settings
+from stream_scorer.core.redis_client import FeatureRedis
 from tests.support.redis_server import RedisServer, throwaway_redis
 
 
@@ -27,8 +27,8 @@ def private_settings(private_redis: RedisServer, model_dir: Path) -> Settings:
 
 
 @pytest.fixture
-async def private_redis_client(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(host=private_redis.host, port=private_redis.port, decode_responses=True,
+async def private_redis_client(private_redis: RedisServer) -> AsyncIterator[FeatureRedis]:
+    client = FeatureRedis(host=private_redis.host, port=private_redis.port, decode_responses=True,
                             socket_timeout=2.0)
     try:
         yield client

@@ -1,108 +1,133 @@
-"""Pipelined script calls against a fake server (the paths a real Redis rarely takes: scripts lost between parts,
-lost again after a load, a dead pooled connection). The real-Redis paths are in test_feature_store.py."""
+"""Script calls on the multiplexed connection, against a fake RESP server on a real socket (the paths a real Redis
+rarely takes: scripts lost between parts, lost again after a load, a connection dropped mid-call, a server that
+stops answering, AUTH and SELECT). The real-Redis paths are in test_feature_store.py."""
 
 from __future__ import annotations
 
-from collections import deque
+import asyncio
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from stream_scorer.core.script_calls import ScriptCall, eval_pipelined
+from stream_scorer.core.multiplexed import MultiplexedConnection
+from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script
 
 SHA = "f" * 40
-
-
-def _commands(packed: bytes) -> list[list[str]]:
-    """The RESP commands in a write (arrays of bulk strings, as ``_pack`` writes them)."""
-    out: list[list[str]] = []
-    rest = packed
-    while rest:
-        header, rest = rest.split(b"\r\n", 1)
-        parts: list[str] = []
-        for _ in range(int(header[1:])):
-            size, rest = rest.split(b"\r\n", 1)
-            n = int(size[1:])
-            parts.append(rest[:n].decode())
-            rest = rest[n + 2:]
-        out.append(parts)
-    return out
+SCRIPT = SimpleNamespace(sha=SHA, script="return 1")
 
 
 class FakeServer:
-    """Runs EVALSHA calls as ``part <first key>``; ``forget_after`` calls it drops its scripts (a flush)."""
+    """Answers EVALSHA with ``part <first key>``; ``forget_after`` calls it drops its scripts (a flush);
+    ``drop_on``: the connection is closed instead of answering that call; ``mute``: nothing is answered."""
 
-    def __init__(self, *, forget_after: int | None = None, never_keeps: bool = False, dies_on: int | None = None):
+    def __init__(self, *, forget_after: int | None = None, never_keeps: bool = False, drop_on: int | None = None,
+                 password: str | None = None) -> None:
         self.known = True
         self.forget_after = forget_after
         self.never_keeps = never_keeps
-        self.dies_on = dies_on
+        self.drop_on = drop_on
+        self.password = password
+        self.mute = False
         self.calls = 0
         self.loads = 0
+        self.connections = 0
+        self.commands: list[list[str]] = []
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in self._writers:  # the server's end of each connection (3.11's close() leaves them open)
+            writer.close()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        authed = self.password is None
+        try:
+            while True:
+                command = await _read_command(reader)
+                self.commands.append(command)
+                if command[0] == "AUTH":
+                    authed = command[-1] == self.password
+                    writer.write(b"+OK\r\n" if authed else b"-WRONGPASS invalid password\r\n")
+                elif not authed:
+                    writer.write(b"-NOAUTH Authentication required.\r\n")
+                elif command[0] == "SELECT":
+                    writer.write(b"+OK\r\n")
+                elif command[:2] == ["SCRIPT", "LOAD"]:
+                    self.loads += 1
+                    assert self.loads <= 3, "the client loads the script in a loop"
+                    self.known = not self.never_keeps
+                    writer.write(b"$40\r\n" + SHA.encode() + b"\r\n")
+                else:
+                    assert command[0] == "EVALSHA" and command[1] == SHA
+                    self.calls += 1
+                    if self.drop_on == self.calls:
+                        self.drop_on = None
+                        writer.close()
+                        return
+                    if self.mute:
+                        continue
+                    if not self.known:
+                        writer.write(b"-NOSCRIPT No matching script.\r\n")
+                    else:
+                        reply = f"part {command[3]}".encode()
+                        writer.write(b"$%d\r\n%b\r\n" % (len(reply), reply))
+                    if self.forget_after is not None and self.calls == self.forget_after:
+                        self.known = False
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
 
-class FakeConnection:
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
-        self.replies: deque[Any] = deque()
-        self.disconnected = False
-
-    async def send_packed_command(self, packed: bytes, check_health: bool = True) -> None:
-        s = self.server
-        for command in _commands(packed):
-            if command[:2] == ["SCRIPT", "LOAD"]:
-                s.loads += 1
-                assert s.loads <= 3, "the client loads the script in a loop"
-                s.known = not s.never_keeps
-                self.replies.append(SHA)
-                continue
-            assert command[0] == "EVALSHA" and command[1] == SHA
-            s.calls += 1
-            if s.dies_on is not None and s.calls == s.dies_on:
-                self.replies.append(RedisConnectionError("Connection closed by server."))
-            elif not s.known:
-                self.replies.append(NoScriptError("NOSCRIPT No matching script."))
-            else:
-                self.replies.append(f"part {command[3]}")
-            if s.forget_after is not None and s.calls == s.forget_after:
-                s.known = False
-
-    async def read_response(self) -> Any:
-        reply = self.replies.popleft()
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def disconnect(self) -> None:
-        self.disconnected = True
-        self.replies.clear()
+async def _read_command(reader: asyncio.StreamReader) -> list[str]:
+    header = await reader.readline()
+    parts = []
+    for _ in range(int(header[1:])):
+        size = int((await reader.readline())[1:])
+        parts.append((await reader.readexactly(size + 2))[:-2].decode())
+    return parts
 
 
-class FakePool:
-    def __init__(self, server: FakeServer) -> None:
-        self.server = server
-        self.out: list[FakeConnection] = []
-        self.released: list[FakeConnection] = []
+@pytest.fixture
+async def servers() -> AsyncIterator[list[FakeServer]]:
+    """Servers to stop (with their ends of the connections) after the test."""
+    started: list[FakeServer] = []
+    yield started
+    for server in started:
+        await server.stop()
 
-    async def get_connection(self) -> FakeConnection:
-        conn = FakeConnection(self.server)
-        self.out.append(conn)
-        return conn
 
-    async def release(self, conn: FakeConnection) -> None:
-        self.released.append(conn)
+@pytest.fixture
+def server(servers: list[FakeServer]) -> FakeServer:
+    server = FakeServer()
+    servers.append(server)
+    return server
+
+
+async def _connect(server: FakeServer, **kwargs: Any) -> MultiplexedConnection:
+    port = await server.start()
+    return MultiplexedConnection("127.0.0.1", port, **kwargs)
 
 
 CALLS: list[ScriptCall] = [([f"k{i}"], [1]) for i in range(3)]
 
 
-async def _run(server: FakeServer, pool: FakePool | None = None) -> tuple[dict[int, Any], list[int], FakePool]:
-    pool = pool or FakePool(server)
-    redis = SimpleNamespace(connection_pool=pool)
-    script = SimpleNamespace(sha=SHA, script="return 1")
+async def _pipelined(conn: MultiplexedConnection) -> tuple[dict[int, Any], list[int]]:
     replies: dict[int, Any] = {}
     order: list[int] = []
 
@@ -110,37 +135,97 @@ async def _run(server: FakeServer, pool: FakePool | None = None) -> tuple[dict[i
         replies[i] = reply
         order.append(i)
 
-    await eval_pipelined(redis, script, CALLS, on_reply)  # type: ignore[arg-type]
-    return replies, order, pool
+    await eval_pipelined(conn, SCRIPT, CALLS, on_reply)  # type: ignore[arg-type]
+    return replies, order
 
 
-async def test_parts_reach_the_caller_in_order_on_one_connection() -> None:
-    replies, order, pool = await _run(FakeServer())
+async def test_parts_reach_the_caller_in_order_on_one_connection(server: FakeServer) -> None:
+    conn = await _connect(server)
+    replies, order = await _pipelined(conn)
     assert replies == {0: "part k0", 1: "part k1", 2: "part k2"} and order == [0, 1, 2]
-    assert len(pool.out) == 1 and pool.released == pool.out and not pool.out[0].disconnected
+    assert server.connections == 1
+    conn.close()
 
 
-async def test_scripts_lost_between_parts_are_loaded_and_the_rest_sent_again() -> None:
-    server = FakeServer(forget_after=1)  # part 0 ran; parts 1 and 2 find no script
-    replies, order, pool = await _run(server)
+async def test_concurrent_callers_share_the_connection_and_each_gets_its_own_replies(server: FakeServer) -> None:
+    conn = await _connect(server)
+    keys = [f"key{i}" for i in range(200)]
+    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in keys))  # type: ignore[arg-type]
+    assert replies == [f"part {k}" for k in keys]
+    assert server.connections == 1
+    conn.close()
+
+
+async def test_scripts_lost_between_parts_are_loaded_and_the_rest_sent_again(servers: list[FakeServer]) -> None:
+    server = FakeServer(forget_after=1)
+    servers.append(server)  # part 0 ran; parts 1 and 2 find no script
+    conn = await _connect(server)
+    replies, order = await _pipelined(conn)
     assert replies == {0: "part k0", 1: "part k1", 2: "part k2"} and order == [0, 1, 2]
     assert server.loads == 1 and server.calls == 5  # 3, then parts 1 and 2 again
-    assert pool.released == pool.out and not pool.out[0].disconnected
+    assert await eval_script(conn, SCRIPT, ["next"], [1]) == "part next"  # type: ignore[arg-type]
+    conn.close()
 
 
-async def test_a_script_unknown_even_after_a_load_fails_the_call_and_closes_the_connection() -> None:
+async def test_a_script_unknown_even_after_a_load_fails_the_call_without_looping(servers: list[FakeServer]) -> None:
     server = FakeServer(never_keeps=True)
+    servers.append(server)
     server.known = False
-    pool = FakePool(server)
+    conn = await _connect(server)
     with pytest.raises(NoScriptError):
-        await _run(server, pool)
+        await _pipelined(conn)
     assert server.loads == 1  # loaded once, not in a loop
-    assert len(pool.out) == 1 and pool.out[0].disconnected and pool.released == pool.out
+    server.known, server.never_keeps = True, False
+    assert await eval_script(conn, SCRIPT, ["next"], [1]) == "part next"  # type: ignore[arg-type]
+    assert server.connections == 1  # the replies owed for the failed parts were read, in order
+    conn.close()
 
 
-async def test_a_dead_connection_is_closed_and_the_read_made_once_more_on_a_fresh_one() -> None:
-    server = FakeServer(dies_on=2)  # part 1's reply is a dropped connection
-    replies, order, pool = await _run(server)
+async def test_a_dropped_connection_fails_its_calls_and_the_read_is_made_once_more_on_a_fresh_one(
+        servers: list[FakeServer]) -> None:
+    server = FakeServer(drop_on=2)
+    servers.append(server)  # part 1 is never answered: the server closes the connection
+    conn = await _connect(server)
+    replies, order = await _pipelined(conn)
     assert replies == {0: "part k0", 1: "part k1", 2: "part k2"}
     assert order == [0, 0, 1, 2]  # part 0 handled again on the retry: the caller's slots are overwritten
-    assert len(pool.out) == 2 and pool.out[0].disconnected and pool.released == pool.out
+    assert server.connections == 2
+    conn.close()
+
+
+async def test_a_server_that_stops_answering_times_out_and_the_next_call_connects_again(
+        server: FakeServer) -> None:
+    conn = await _connect(server, timeout=0.2)
+    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    server.mute = True
+    with pytest.raises(RedisTimeoutError):
+        await eval_script(conn, SCRIPT, ["b"], [1], retry=False)  # type: ignore[arg-type]
+    assert not conn.connected
+    server.mute = False
+    assert await eval_script(conn, SCRIPT, ["c"], [1]) == "part c"  # type: ignore[arg-type]
+    assert server.connections == 2
+    conn.close()
+
+
+async def test_credentials_and_database_are_sent_first_and_a_wrong_password_is_a_connection_error(
+        servers: list[FakeServer]) -> None:
+    server = FakeServer(password="s3cret")
+    servers.append(server)
+    port = await server.start()
+    conn = MultiplexedConnection("127.0.0.1", port, db=4, username="scorer", password="s3cret")
+    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    assert server.commands[:2] == [["AUTH", "scorer", "s3cret"], ["SELECT", "4"]]
+    conn.close()
+    wrong = MultiplexedConnection("127.0.0.1", port, password="nope")
+    with pytest.raises(RedisConnectionError, match="WRONGPASS"):
+        await eval_script(wrong, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+    assert not wrong.connected
+
+
+async def test_no_server_is_a_connection_error() -> None:
+    server = FakeServer()
+    port = await server.start()
+    await server.stop()
+    conn = MultiplexedConnection("127.0.0.1", port, timeout=1.0)
+    with pytest.raises(RedisConnectionError):
+        await eval_script(conn, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
