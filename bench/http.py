@@ -31,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import tree_cpu_seconds
 from stack import stack
 from stack.apt import apt_install
 from stack.errors import StackError
@@ -118,7 +119,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: see {proc.args}")
+            raise SystemExit(f"server exited: see {proc.args!r}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -128,18 +129,23 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit(f"{url} not ready after {timeout}s")
 
 
-def wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
+def wrk(url: str, script: str, connections: int, duration: int, server_pid: int) -> dict[str, float]:
+    """Throughput, latency, non-2xx count and the server's CPU per request (its process tree, ``/proc``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    cpu_before = tree_cpu_seconds(server_pid)
     out = subprocess.run(["wrk", "-t", "1" if connections < 8 else "2", "-c", str(connections), "-d",
                           f"{duration}s", "--latency", "-s", f.name, url], capture_output=True, text=True,
                          check=True).stdout
+    cpu = tree_cpu_seconds(server_pid) - cpu_before
     os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = {p: _ms(re.search(rf"^\s+{p}%\s+([\d.]+\w+)", out, re.M).group(1))  # type: ignore[union-attr]
            for p in ("50", "99")}
-    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "errors": float(non2xx.group(1)) if non2xx else 0}
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "errors": float(non2xx.group(1)) if non2xx else 0,
+            "cpu_us": cpu / max(requests, 1) * 1e6}
 
 
 def _ms(text: str) -> float:
@@ -184,16 +190,17 @@ def main() -> int:
         fraud = FRAUD_LUA % {"cards": args.cards}
         rows: list[tuple[str, dict[str, float], dict[str, float]]] = []
         # the naive app is measured before and after ours; the ratio uses its better run (it varied most)
-        for name, url, script in (
-            ("naive baseline /score/fraud", "http://127.0.0.1:18081", fraud),
-            ("/score/fraud", "http://127.0.0.1:18080", fraud),
-            ("/score/personalization", "http://127.0.0.1:18080", PERSONALIZATION_LUA % {"users": args.users}),
-            ("naive baseline, again", "http://127.0.0.1:18081", fraud),
+        ours, naive = procs[0].pid, procs[1].pid
+        for name, url, script, pid in (
+            ("naive baseline /score/fraud", "http://127.0.0.1:18081", fraud, naive),
+            ("/score/fraud", "http://127.0.0.1:18080", fraud, ours),
+            ("/score/personalization", "http://127.0.0.1:18080", PERSONALIZATION_LUA % {"users": args.users}, ours),
+            ("naive baseline, again", "http://127.0.0.1:18081", fraud, naive),
         ):
-            wrk(url, script, 32, 2)  # warm-up
-            rows.append((name, wrk(url, script, 32, args.duration), wrk(url, script, 4, args.duration)))
+            wrk(url, script, 32, 2, pid)  # warm-up
+            rows.append((name, wrk(url, script, 32, args.duration, pid), wrk(url, script, 4, args.duration, pid)))
         batch = wrk("http://127.0.0.1:18080", BATCH_LUA % {"rows": args.batch_rows, "cards": args.cards}, 4,
-                    args.duration)
+                    args.duration, ours)
         sample = httpx.post("http://127.0.0.1:18080/score/fraud", json={"card_id": "card_00000001",
                                                                          "transaction_amount": 10.0})
     finally:
@@ -203,15 +210,17 @@ def main() -> int:
             proc.wait(timeout=30)
     print(f"\nHTTP benchmark: {args.workers} uvicorn process(es) per app, wrk and Redis on the same "
           f"{os.cpu_count()}-core machine, {args.duration} s per run")
-    print(f"{'endpoint':34} {'req/s @32':>10} {'p50 @4':>9} {'p99 @4':>9} {'non-2xx':>8}")
+    print(f"{'endpoint':34} {'req/s @32':>10} {'p50 @4':>9} {'p99 @4':>9} {'non-2xx':>8} "
+          f"{'server CPU/req @32 / @4':>24}")
     for name, c32, c4 in rows:
         print(f"{name:34} {c32['rps']:>10,.0f} {c4['p50_ms']:>7.2f}ms {c4['p99_ms']:>7.2f}ms "
-              f"{c32['errors'] + c4['errors']:>8,.0f}")
+              f"{c32['errors'] + c4['errors']:>8,.0f} {c32['cpu_us']:>15,.0f} / {c4['cpu_us']:,.0f} us")
     naive_rps = max(rows[0][1]["rps"], rows[3][1]["rps"])
     print(f"\n/score/fraud throughput vs naive baseline's better run: {rows[1][1]['rps'] / naive_rps:.2f}x "
           f"(features from windows + model + explanation vs one HGETALL + one inplace_predict)")
     print(f"/score/batch ({args.batch_rows} rows per request, 4 connections): "
-          f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms")
+          f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms, "
+          f"server CPU {batch['cpu_us'] / args.batch_rows:,.0f} us per row")
     print(f"Server-Timing of one /score/fraud: {sample.headers.get('server-timing')}")
     return 0
 

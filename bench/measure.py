@@ -1,4 +1,4 @@
-"""What bench/stream.py measures besides time: CPU per process (``/proc``) and where a py-spy profile went."""
+"""What the benchmarks measure besides time: CPU per process (``/proc``) and where a py-spy profile went."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its threads (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of a process and its descendants (e.g. uvicorn's worker processes)."""
+    total = cpu_seconds(pid)
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    total += tree_cpu_seconds(int(child))
+    return total
 
 
 def steal_seconds() -> float:
