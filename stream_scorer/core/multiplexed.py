@@ -1,30 +1,39 @@
 """One Redis connection shared by all the coroutines of a process, for the feature store's script calls.
 
-A command through redis-py's asyncio pool cost ~195 us of CPU on this machine where the socket round trip itself
+A command through redis-py's asyncio pool cost ~250 us of CPU on this machine where the socket round trip itself
 costs ~70 us: a pool checkout (a lock, and a non-blocking read per checkout to check the connection), an
-``asyncio.timeout`` per read, the parser's layers and the release. The feature store makes one or two script calls
-per request or batch, so that overhead was a third of a single ``/score/fraud``. Here commands are written to one
-connection as they come and each reply resolves the oldest waiting future (Redis answers in order), so concurrent
-callers share the connection without checkout or locks; hiredis parses the replies.
+``asyncio.timeout`` per read, the parser's layers and the release. Here commands are written to one connection as
+they come and each reply resolves the oldest waiting future (Redis answers in order), so concurrent callers
+share the connection without checkout or locks; hiredis parses the replies.
 
 - Errors are redis-py's classes (the callers already handle them): a server error reply is ``ResponseError``
-  (``NoScriptError`` for NOSCRIPT), a lost connection ``ConnectionError``, no reply within ``timeout``
-  ``TimeoutError``. A lost or timed-out connection fails every reply it still owed and the next call connects
-  again (with AUTH and SELECT as configured).
-- The timeout costs one timer per connection, not one per call: it watches the oldest unanswered command.
+  (``NoScriptError`` for NOSCRIPT; the full reply text, code first); replies that mean the connection itself is
+  unusable (NOAUTH, WRONGPASS, too many clients, LOADING) are ``ConnectionError`` subclasses, as redis-py's.
+  A lost connection is ``ConnectionError``; a server that answers nothing for ``timeout`` while replies are owed
+  is ``TimeoutError``. Either fails every reply the connection still owed; the next call connects again.
+- Connecting (and AUTH / SELECT) is one attempt shared by every caller waiting for it, bounded by ``timeout``;
+  no command is written before the handshake has succeeded.
+- The timeout costs one timer per connection, not one per call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
+from redis.exceptions import AuthenticationError, BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# error replies after which the connection cannot serve (redis-py raises these as connection errors)
+_CONNECTION_REPLIES: tuple[tuple[str, type[RedisConnectionError]], ...] = (
+    ("NOAUTH", AuthenticationError), ("WRONGPASS", AuthenticationError), ("LOADING", BusyLoadingError),
+    ("ERR max number of clients", RedisConnectionError),
+)
 
 
 class MultiplexedConnection:
@@ -35,19 +44,25 @@ class MultiplexedConnection:
         self._username = username
         self._password = password
         self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
+        self._ready = False  # connected and through AUTH / SELECT: callers may write
         self._reader: Any = None
-        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()  # oldest first, with its send time
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._waiting_since = 0.0  # when the connection last answered, or began to owe a reply
         self._watchdog: asyncio.TimerHandle | None = None
-        self._connecting: asyncio.Lock | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._generation = 0  # bumped by close() and by a drop: a connect attempt from before it is discarded
 
     @property
     def connected(self) -> bool:
-        return self._transport is not None
+        return self._ready
 
     async def send(self, payload: bytes, replies: int) -> list[asyncio.Future[Any]]:
         """Write ``payload`` (``replies`` commands, RESP-packed); a future per reply, in order."""
-        if self._transport is None:
+        if self._loop is not asyncio.get_running_loop():
+            self._forget()  # first use, or a client carried over to another event loop
+        if not self._ready:
             await self._connect()
         return self._write(payload, replies)
 
@@ -61,29 +76,52 @@ class MultiplexedConnection:
             self._drop(lambda: RedisConnectionError(f"connection to {self._where()} lost"))
             raise RedisConnectionError(f"connection to {self._where()} lost")
         loop = asyncio.get_running_loop()
-        now = loop.time()
         futures = [loop.create_future() for _ in range(replies)]
-        self._pending.extend((future, now) for future in futures)
-        transport.write(payload)
+        if not self._pending:
+            self._waiting_since = loop.time()
+        self._pending.extend(futures)
+        try:
+            transport.write(payload)
+        except BaseException:  # the futures are queued for replies that will never come: start afresh
+            self._drop(lambda: RedisConnectionError(f"writing to {self._where()} failed"))
+            raise
         if self._watchdog is None:
-            self._watchdog = loop.call_at(now + self._timeout, self._check_timeout)
+            self._watchdog = loop.call_at(self._waiting_since + self._timeout, self._check_timeout)
         return futures
 
     async def _connect(self) -> None:
         if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            if self._transport is not None:
-                return  # another caller connected meanwhile
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(self._timeout):
-                    transport, _ = await loop.create_connection(lambda: _Protocol(self), *self._address)
-            except (OSError, TimeoutError) as exc:
-                raise RedisConnectionError(f"Error connecting to {self._where()}: {exc or 'timeout'}") from None
-            self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
-            self._transport = transport
-            await self._handshake()
+            self._connecting = task = asyncio.get_running_loop().create_task(self._open())
+            task.add_done_callback(self._connected)
+        await asyncio.shield(self._connecting)
+
+    def _connected(self, task: asyncio.Task[None]) -> None:
+        if self._connecting is task:
+            self._connecting = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the waiters (if any) raised it
+
+    async def _open(self) -> None:
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._timeout):
+                transport, _ = await loop.create_connection(lambda: _Protocol(self), *self._address)
+                if generation != self._generation:  # closed meanwhile
+                    transport.abort()
+                    raise RedisConnectionError(f"connection to {self._where()} closed while connecting")
+                self._reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+                self._transport = transport
+                await self._handshake()
+        except (OSError, TimeoutError) as exc:
+            self._drop(lambda: RedisConnectionError(f"connecting to {self._where()} failed"))
+            raise RedisConnectionError(f"Error connecting to {self._where()}: {str(exc) or 'timeout'}") from None
+        except BaseException:
+            self._drop(lambda: RedisConnectionError(f"connecting to {self._where()} failed"))
+            raise
+        if generation != self._generation:  # dropped or closed after the handshake's last reply
+            raise RedisConnectionError(f"connection to {self._where()} closed while connecting")
+        self._ready = True
 
     async def _handshake(self) -> None:
         commands: list[list[str]] = []
@@ -98,36 +136,51 @@ class MultiplexedConnection:
             for future in futures:
                 await future
         except ResponseError as exc:
-            self._drop(lambda: RedisConnectionError("handshake failed"))
             raise RedisConnectionError(f"{self._where()} refused the connection: {exc}") from None
 
     def _received(self, data: bytes) -> None:
         reader = self._reader
-        reader.feed(data)
         pending = self._pending
-        while (reply := reader.gets()) is not False:
-            if not pending:  # a reply nobody asked for: the stream is out of step, start afresh
-                self._drop(lambda: RedisConnectionError(f"unexpected reply from {self._where()}"))
-                return
-            future, _ = pending.popleft()
-            if future.done():  # its caller was cancelled: the reply is dropped, the order kept
-                continue
-            if isinstance(reply, ResponseError):
-                message = str(reply)
-                _fail(future, NoScriptError(message) if message.startswith("NOSCRIPT") else reply)
-            else:
-                future.set_result(reply)
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                if not pending:  # a reply nobody asked for: the stream is out of step, start afresh
+                    self._drop(lambda: RedisConnectionError(f"unexpected reply from {self._where()}"))
+                    return
+                future = pending.popleft()
+                if not future.done():  # else its caller was cancelled: the reply is dropped, the order kept
+                    if isinstance(reply, ResponseError):
+                        if self._reply_error(future, str(reply)):
+                            return
+                    else:
+                        future.set_result(reply)
+        except Exception as exc:  # a malformed reply (protocol or decoding error): this connection is unusable
+            reason = f"bad reply from {self._where()}: {exc!r}"
+            self._drop(lambda: RedisConnectionError(reason))
+            return
+        if pending:
+            self._waiting_since = asyncio.get_running_loop().time()  # answering: the deadline moves on
+
+    def _reply_error(self, future: asyncio.Future[Any], message: str) -> bool:
+        """Fail ``future`` with the error class of ``message``; True when the connection was dropped for it."""
+        for prefix, error in _CONNECTION_REPLIES:
+            if message.startswith(prefix):
+                _fail(future, error(message))
+                self._drop(lambda: RedisConnectionError(f"{self._where()}: {message}"))
+                return True
+        _fail(future, NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message))
+        return False
 
     def _check_timeout(self) -> None:
         self._watchdog = None
         if not self._pending:
             return
         loop = asyncio.get_running_loop()
-        oldest = self._pending[0][1]
-        if loop.time() - oldest >= self._timeout:
+        deadline = self._waiting_since + self._timeout
+        if loop.time() >= deadline:
             self._drop(lambda: RedisTimeoutError(f"Timeout reading from {self._where()}"))
         else:
-            self._watchdog = loop.call_at(oldest + self._timeout, self._check_timeout)
+            self._watchdog = loop.call_at(deadline, self._check_timeout)
 
     def _lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -135,16 +188,31 @@ class MultiplexedConnection:
 
     def _drop(self, error: Callable[[], Exception]) -> None:
         """Close the connection (if open) and fail every reply it owed with a fresh ``error()``."""
+        self._generation += 1
+        self._ready = False
         transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.abort()
+        pending, self._pending = self._pending, deque()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        pending, self._pending = self._pending, deque()
-        for future, _ in pending:
-            if not future.done():
-                _fail(future, error())
+        try:
+            if transport is not None:
+                transport.abort()
+        finally:
+            for future in pending:
+                if not future.done():
+                    _fail(future, error())
+
+    def _forget(self) -> None:
+        """Start afresh on the running loop, leaving whatever belonged to another loop untouched (it may be
+        closed: its transport, timer and futures can no longer be used)."""
+        self._generation += 1
+        self._loop = asyncio.get_running_loop()
+        self._ready = False
+        self._transport = None
+        self._pending = deque()
+        self._watchdog = None
+        self._connecting = None
 
     def _where(self) -> str:
         return f"{self._address[0]}:{self._address[1]}"
@@ -168,8 +236,9 @@ class _Protocol(asyncio.Protocol):
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    future.set_exception(exc)
-    future.exception()  # retrieved: a caller that stopped waiting (it failed on an earlier reply) logs nothing
+    with contextlib.suppress(asyncio.InvalidStateError):
+        future.set_exception(exc)
+        future.exception()  # retrieved: a caller that stopped waiting (it failed on an earlier reply) logs nothing
 
 
 def pack(parts: Sequence[str | int | bytes]) -> bytes:

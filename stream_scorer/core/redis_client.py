@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -27,6 +28,9 @@ class FeatureRedis(aioredis.Redis):
     @property
     def multiplexed(self) -> MultiplexedConnection:
         if self._multiplexed is None:
+            if self.connection_pool.connection_class is not Connection:
+                raise ValueError("the feature store's connection is plain TCP (host, port): "
+                                 f"{self.connection_pool.connection_class.__name__} is not supported")
             kw = self.connection_pool.connection_kwargs
             self._multiplexed = MultiplexedConnection(
                 kw.get("host", "localhost"), int(kw.get("port", 6379)), db=int(kw.get("db", 0)),

@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream_scorer.core.multiplexed import MultiplexedConnection
+from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script
 
 SHA = "f" * 40
@@ -27,6 +28,9 @@ class FakeServer:
 
     def __init__(self, *, forget_after: int | None = None, never_keeps: bool = False, drop_on: int | None = None,
                  password: str | None = None) -> None:
+        self.reply_delay = 0.0  # seconds before each EVALSHA reply (a slow script)
+        self.handshake_delay: float | None = 0.0  # before each AUTH / SELECT reply (None: never answered)
+        self.bad_select = False
         self.known = True
         self.forget_after = forget_after
         self.never_keeps = never_keeps
@@ -61,13 +65,17 @@ class FakeServer:
             while True:
                 command = await _read_command(reader)
                 self.commands.append(command)
+                if command[0] in ("AUTH", "SELECT") and self.handshake_delay is None:
+                    continue
+                if command[0] in ("AUTH", "SELECT"):
+                    await asyncio.sleep(self.handshake_delay)
                 if command[0] == "AUTH":
                     authed = command[-1] == self.password
                     writer.write(b"+OK\r\n" if authed else b"-WRONGPASS invalid password\r\n")
                 elif not authed:
                     writer.write(b"-NOAUTH Authentication required.\r\n")
                 elif command[0] == "SELECT":
-                    writer.write(b"+OK\r\n")
+                    writer.write(b"-ERR DB index is out of range\r\n" if self.bad_select else b"+OK\r\n")
                 elif command[:2] == ["SCRIPT", "LOAD"]:
                     self.loads += 1
                     assert self.loads <= 3, "the client loads the script in a loop"
@@ -82,6 +90,7 @@ class FakeServer:
                         return
                     if self.mute:
                         continue
+                    await asyncio.sleep(self.reply_delay)
                     if not self.known:
                         writer.write(b"-NOSCRIPT No matching script.\r\n")
                     else:
@@ -229,3 +238,82 @@ async def test_no_server_is_a_connection_error() -> None:
     conn = MultiplexedConnection("127.0.0.1", port, timeout=1.0)
     with pytest.raises(RedisConnectionError):
         await eval_script(conn, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies_of_the_others(server: FakeServer) -> None:
+    conn = await _connect(server)
+    server.reply_delay = 0.05
+    waiting = asyncio.ensure_future(eval_script(conn, SCRIPT, ["cancelled"], [1]))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in ("a", "b")))  # type: ignore[arg-type]
+    assert replies == ["part a", "part b"]
+    assert server.connections == 1
+    conn.close()
+
+
+async def test_nothing_is_written_before_the_handshake_and_callers_share_one_connect(
+        servers: list[FakeServer]) -> None:
+    server = FakeServer(password="pw")
+    servers.append(server)
+    server.handshake_delay = 0.05  # callers arrive while AUTH and SELECT are in flight
+    conn = await _connect(server, db=2, password="pw")
+    keys = [f"k{i}" for i in range(5)]
+    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in keys))  # type: ignore[arg-type]
+    assert replies == [f"part {k}" for k in keys]
+    assert server.connections == 1
+    assert [c[0] for c in server.commands[:2]] == ["AUTH", "SELECT"] and server.commands[0] == ["AUTH", "pw"]
+    conn.close()
+
+
+async def test_a_refused_select_fails_every_waiting_caller_before_any_command_runs(server: FakeServer) -> None:
+    server.bad_select = True
+    conn = await _connect(server, db=99)
+    outcomes = await asyncio.gather(*(eval_script(conn, SCRIPT, [f"k{i}"], [1], retry=False)  # type: ignore[arg-type]
+                                      for i in range(3)), return_exceptions=True)
+    assert all(isinstance(o, RedisConnectionError) and "out of range" in str(o) for o in outcomes)
+    assert server.calls == 0 and not conn.connected  # no script ran on another database
+
+
+async def test_a_server_that_never_answers_the_handshake_costs_one_attempt_for_all_waiters(
+        servers: list[FakeServer]) -> None:
+    server = FakeServer(password="pw")
+    servers.append(server)
+    server.handshake_delay = None
+    conn = await _connect(server, password="pw", timeout=0.2)
+    outcomes = await asyncio.gather(*(eval_script(conn, SCRIPT, [f"k{i}"], [1], retry=False)  # type: ignore[arg-type]
+                                      for i in range(5)), return_exceptions=True)
+    assert all(isinstance(o, RedisConnectionError) for o in outcomes)
+    assert server.connections == 1  # one shared attempt, not one per waiting caller
+
+
+async def test_a_slow_but_answering_server_is_not_timed_out(server: FakeServer) -> None:
+    conn = await _connect(server, timeout=0.3)
+    server.reply_delay = 0.15  # each part in time, all three together longer than the timeout
+    replies, _ = await _pipelined(conn)
+    assert replies == {0: "part k0", 1: "part k1", 2: "part k2"}
+    assert server.connections == 1
+    conn.close()
+
+
+async def test_an_authentication_error_reply_is_a_connection_error(servers: list[FakeServer]) -> None:
+    server = FakeServer(password="pw")  # the client sends no password: its command gets NOAUTH
+    servers.append(server)
+    conn = await _connect(server)
+    with pytest.raises(RedisConnectionError, match="NOAUTH"):
+        await eval_script(conn, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+    assert server.connections == 2 and not conn.connected  # retried once on a fresh connection, then dropped
+
+
+async def test_the_client_opens_its_connection_with_its_own_settings_and_closes_it_with_itself(
+        servers: list[FakeServer]) -> None:
+    server = FakeServer(password="pw")
+    servers.append(server)
+    port = await server.start()
+    redis = FeatureRedis(host="127.0.0.1", port=port, db=3, password="pw", socket_timeout=0.7)
+    conn = redis.multiplexed
+    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    assert server.commands[:2] == [["AUTH", "pw"], ["SELECT", "3"]]
+    assert conn._timeout == 0.7
+    await redis.aclose()
+    assert not conn.connected
