@@ -19,7 +19,6 @@ share the connection without checkout or locks; hiredis parses the replies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -75,7 +74,8 @@ class MultiplexedConnection:
         if transport is None or transport.is_closing():
             self._drop(lambda: RedisConnectionError(f"connection to {self._where()} lost"))
             raise RedisConnectionError(f"connection to {self._where()} lost")
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # the running loop: send() checked
+        assert loop is not None
         futures = [loop.create_future() for _ in range(replies)]
         if not self._pending:
             self._waiting_since = loop.time()
@@ -158,8 +158,8 @@ class MultiplexedConnection:
             reason = f"bad reply from {self._where()}: {exc!r}"
             self._drop(lambda: RedisConnectionError(reason))
             return
-        if pending:
-            self._waiting_since = asyncio.get_running_loop().time()  # answering: the deadline moves on
+        if pending and self._loop is not None:
+            self._waiting_since = self._loop.time()  # answering: the deadline moves on
 
     def _reply_error(self, future: asyncio.Future[Any], message: str) -> bool:
         """Fail ``future`` with the error class of ``message``; True when the connection was dropped for it."""
@@ -236,9 +236,9 @@ class _Protocol(asyncio.Protocol):
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    with contextlib.suppress(asyncio.InvalidStateError):
-        future.set_exception(exc)
-        future.exception()  # retrieved: a caller that stopped waiting (it failed on an earlier reply) logs nothing
+    """Only for a future not done yet (the callers check)."""
+    future.set_exception(exc)
+    future.exception()  # retrieved: a caller that stopped waiting (it failed on an earlier reply) logs nothing
 
 
 def pack(parts: Sequence[str | int | bytes]) -> bytes:

@@ -5,7 +5,7 @@ stops answering, AUTH and SELECT). The real-Redis paths are in test_feature_stor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -122,10 +122,23 @@ async def servers() -> AsyncIterator[list[FakeServer]]:
 
 
 @pytest.fixture
-def server(servers: list[FakeServer]) -> FakeServer:
-    server = FakeServer()
-    servers.append(server)
-    return server
+def make_server(servers: list[FakeServer]) -> Callable[..., FakeServer]:
+    """A ``FakeServer(**kwargs)`` stopped after the test."""
+    def make(**kwargs: Any) -> FakeServer:
+        server = FakeServer(**kwargs)
+        servers.append(server)
+        return server
+    return make
+
+
+@pytest.fixture
+def server(make_server: Callable[..., FakeServer]) -> FakeServer:
+    return make_server()
+
+
+async def _call(conn: MultiplexedConnection, key: str, *, retry: bool = True) -> Any:
+    """One EVALSHA of the test script with ``key`` as its first key."""
+    return await eval_script(conn, SCRIPT, [key], [1], retry=retry)  # type: ignore[arg-type]
 
 
 async def _connect(server: FakeServer, **kwargs: Any) -> MultiplexedConnection:
@@ -159,41 +172,40 @@ async def test_parts_reach_the_caller_in_order_on_one_connection(server: FakeSer
 async def test_concurrent_callers_share_the_connection_and_each_gets_its_own_replies(server: FakeServer) -> None:
     conn = await _connect(server)
     keys = [f"key{i}" for i in range(200)]
-    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in keys))  # type: ignore[arg-type]
+    replies = await asyncio.gather(*(_call(conn, k) for k in keys))
     assert replies == [f"part {k}" for k in keys]
     assert server.connections == 1
     conn.close()
 
 
-async def test_scripts_lost_between_parts_are_loaded_and_the_rest_sent_again(servers: list[FakeServer]) -> None:
-    server = FakeServer(forget_after=1)
-    servers.append(server)  # part 0 ran; parts 1 and 2 find no script
+async def test_scripts_lost_between_parts_are_loaded_and_the_rest_sent_again(
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(forget_after=1)  # part 0 ran; parts 1 and 2 find no script
     conn = await _connect(server)
     replies, order = await _pipelined(conn)
     assert replies == {0: "part k0", 1: "part k1", 2: "part k2"} and order == [0, 1, 2]
     assert server.loads == 1 and server.calls == 5  # 3, then parts 1 and 2 again
-    assert await eval_script(conn, SCRIPT, ["next"], [1]) == "part next"  # type: ignore[arg-type]
+    assert await _call(conn, "next") == "part next"
     conn.close()
 
 
-async def test_a_script_unknown_even_after_a_load_fails_the_call_without_looping(servers: list[FakeServer]) -> None:
-    server = FakeServer(never_keeps=True)
-    servers.append(server)
+async def test_a_script_unknown_even_after_a_load_fails_the_call_without_looping(
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(never_keeps=True)
     server.known = False
     conn = await _connect(server)
     with pytest.raises(NoScriptError):
         await _pipelined(conn)
     assert server.loads == 1  # loaded once, not in a loop
     server.known, server.never_keeps = True, False
-    assert await eval_script(conn, SCRIPT, ["next"], [1]) == "part next"  # type: ignore[arg-type]
+    assert await _call(conn, "next") == "part next"
     assert server.connections == 1  # the replies owed for the failed parts were read, in order
     conn.close()
 
 
 async def test_a_dropped_connection_fails_its_calls_and_the_read_is_made_once_more_on_a_fresh_one(
-        servers: list[FakeServer]) -> None:
-    server = FakeServer(drop_on=2)
-    servers.append(server)  # part 1 is never answered: the server closes the connection
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(drop_on=2)  # part 1 is never answered: the server closes the connection
     conn = await _connect(server)
     replies, order = await _pipelined(conn)
     assert replies == {0: "part k0", 1: "part k1", 2: "part k2"}
@@ -205,29 +217,28 @@ async def test_a_dropped_connection_fails_its_calls_and_the_read_is_made_once_mo
 async def test_a_server_that_stops_answering_times_out_and_the_next_call_connects_again(
         server: FakeServer) -> None:
     conn = await _connect(server, timeout=0.2)
-    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    assert await _call(conn, "a") == "part a"
     server.mute = True
     with pytest.raises(RedisTimeoutError):
-        await eval_script(conn, SCRIPT, ["b"], [1], retry=False)  # type: ignore[arg-type]
+        await _call(conn, "b", retry=False)
     assert not conn.connected
     server.mute = False
-    assert await eval_script(conn, SCRIPT, ["c"], [1]) == "part c"  # type: ignore[arg-type]
+    assert await _call(conn, "c") == "part c"
     assert server.connections == 2
     conn.close()
 
 
 async def test_credentials_and_database_are_sent_first_and_a_wrong_password_is_a_connection_error(
-        servers: list[FakeServer]) -> None:
-    server = FakeServer(password="s3cret")
-    servers.append(server)
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(password="s3cret")
     port = await server.start()
     conn = MultiplexedConnection("127.0.0.1", port, db=4, username="scorer", password="s3cret")
-    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    assert await _call(conn, "a") == "part a"
     assert server.commands[:2] == [["AUTH", "scorer", "s3cret"], ["SELECT", "4"]]
     conn.close()
     wrong = MultiplexedConnection("127.0.0.1", port, password="nope")
     with pytest.raises(RedisConnectionError, match="WRONGPASS"):
-        await eval_script(wrong, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+        await _call(wrong, "a")
     assert not wrong.connected
 
 
@@ -237,29 +248,28 @@ async def test_no_server_is_a_connection_error() -> None:
     await server.stop()
     conn = MultiplexedConnection("127.0.0.1", port, timeout=1.0)
     with pytest.raises(RedisConnectionError):
-        await eval_script(conn, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+        await _call(conn, "a")
 
 
 async def test_a_cancelled_caller_does_not_shift_the_replies_of_the_others(server: FakeServer) -> None:
     conn = await _connect(server)
     server.reply_delay = 0.05
-    waiting = asyncio.ensure_future(eval_script(conn, SCRIPT, ["cancelled"], [1]))  # type: ignore[arg-type]
+    waiting = asyncio.ensure_future(_call(conn, "cancelled"))
     await asyncio.sleep(0.01)
     waiting.cancel()
-    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in ("a", "b")))  # type: ignore[arg-type]
+    replies = await asyncio.gather(*(_call(conn, k) for k in ("a", "b")))
     assert replies == ["part a", "part b"]
     assert server.connections == 1
     conn.close()
 
 
 async def test_nothing_is_written_before_the_handshake_and_callers_share_one_connect(
-        servers: list[FakeServer]) -> None:
-    server = FakeServer(password="pw")
-    servers.append(server)
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(password="pw")
     server.handshake_delay = 0.05  # callers arrive while AUTH and SELECT are in flight
     conn = await _connect(server, db=2, password="pw")
     keys = [f"k{i}" for i in range(5)]
-    replies = await asyncio.gather(*(eval_script(conn, SCRIPT, [k], [1]) for k in keys))  # type: ignore[arg-type]
+    replies = await asyncio.gather(*(_call(conn, k) for k in keys))
     assert replies == [f"part {k}" for k in keys]
     assert server.connections == 1
     assert [c[0] for c in server.commands[:2]] == ["AUTH", "SELECT"] and server.commands[0] == ["AUTH", "pw"]
@@ -269,19 +279,18 @@ async def test_nothing_is_written_before_the_handshake_and_callers_share_one_con
 async def test_a_refused_select_fails_every_waiting_caller_before_any_command_runs(server: FakeServer) -> None:
     server.bad_select = True
     conn = await _connect(server, db=99)
-    outcomes = await asyncio.gather(*(eval_script(conn, SCRIPT, [f"k{i}"], [1], retry=False)  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*(_call(conn, f"k{i}", retry=False)
                                       for i in range(3)), return_exceptions=True)
     assert all(isinstance(o, RedisConnectionError) and "out of range" in str(o) for o in outcomes)
     assert server.calls == 0 and not conn.connected  # no script ran on another database
 
 
 async def test_a_server_that_never_answers_the_handshake_costs_one_attempt_for_all_waiters(
-        servers: list[FakeServer]) -> None:
-    server = FakeServer(password="pw")
-    servers.append(server)
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(password="pw")
     server.handshake_delay = None
     conn = await _connect(server, password="pw", timeout=0.2)
-    outcomes = await asyncio.gather(*(eval_script(conn, SCRIPT, [f"k{i}"], [1], retry=False)  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*(_call(conn, f"k{i}", retry=False)
                                       for i in range(5)), return_exceptions=True)
     assert all(isinstance(o, RedisConnectionError) for o in outcomes)
     assert server.connections == 1  # one shared attempt, not one per waiting caller
@@ -296,23 +305,21 @@ async def test_a_slow_but_answering_server_is_not_timed_out(server: FakeServer) 
     conn.close()
 
 
-async def test_an_authentication_error_reply_is_a_connection_error(servers: list[FakeServer]) -> None:
-    server = FakeServer(password="pw")  # the client sends no password: its command gets NOAUTH
-    servers.append(server)
+async def test_an_authentication_error_reply_is_a_connection_error(make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(password="pw")  # the client sends no password: its command gets NOAUTH
     conn = await _connect(server)
     with pytest.raises(RedisConnectionError, match="NOAUTH"):
-        await eval_script(conn, SCRIPT, ["a"], [1])  # type: ignore[arg-type]
+        await _call(conn, "a")
     assert server.connections == 2 and not conn.connected  # retried once on a fresh connection, then dropped
 
 
 async def test_the_client_opens_its_connection_with_its_own_settings_and_closes_it_with_itself(
-        servers: list[FakeServer]) -> None:
-    server = FakeServer(password="pw")
-    servers.append(server)
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(password="pw")
     port = await server.start()
     redis = FeatureRedis(host="127.0.0.1", port=port, db=3, password="pw", socket_timeout=0.7)
     conn = redis.multiplexed
-    assert await eval_script(conn, SCRIPT, ["a"], [1]) == "part a"  # type: ignore[arg-type]
+    assert await _call(conn, "a") == "part a"
     assert server.commands[:2] == [["AUTH", "pw"], ["SELECT", "3"]]
     assert conn._timeout == 0.7
     await redis.aclose()
