@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from stream_scorer.core.window import CardWindow
+
 DAY = 86400.0
 
 
@@ -18,17 +20,6 @@ def day_of(ts: float) -> int:
 
 
 # --------------------------------------------------------------------------------------------------- fraud state
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2.5x (one parsed per window member)
-class CardTx:
-    """One prior transaction of a card, as kept in the card's window."""
-
-    event_id: str
-    ts: float
-    amount: float
-    country: str
-    merchant_id: str
-
-
 @dataclass(slots=True)
 class DailyCounts:
     """Per-day counters of one merchant / MCC (``tx`` and ``fraud``) or item (``view``, ``cart``, ``purchase``)."""
@@ -68,7 +59,8 @@ class DailyCounts:
 class FraudState:
     """Everything the fraud features of one transaction read, as of its time."""
 
-    card_history: Sequence[CardTx] = ()
+    card_history: CardWindow = ()
+    """The card's prior transactions as stored (:mod:`stream_scorer.core.window`)."""
     merchant: DailyCounts = field(default_factory=DailyCounts)
     mcc: DailyCounts = field(default_factory=DailyCounts)
     updated_at: float | None = None

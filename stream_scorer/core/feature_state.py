@@ -14,7 +14,6 @@ from typing import Generic, NamedTuple, TypeVar
 
 from stream_scorer.core.feature_inputs import (
     DAY,
-    CardTx,
     DailyCounts,
     FraudState,
     PersonalizationState,
@@ -28,6 +27,7 @@ from stream_scorer.core.features import (
     RISK_WINDOW_DAYS,
     USER_WINDOW_SEC,
 )
+from stream_scorer.core.window import card_member
 
 # Entries a little older than any window are kept so that slightly out-of-order events still see their window.
 CARD_RETENTION_SEC = CARD_WINDOW_SEC + DAY
@@ -67,7 +67,16 @@ class SessionUpdate(NamedTuple):
     session_id: str | None
 
 
-T = TypeVar("T", CardTx, UserEvent)
+class StoredTx(NamedTuple):
+    """One prior transaction of a card, as the in-memory state keeps it."""
+
+    event_id: str
+    ts: float
+    member: str
+    """As stored in Redis: :func:`stream_scorer.core.window.card_member`."""
+
+
+T = TypeVar("T", StoredTx, UserEvent)
 
 
 @dataclass(slots=True)
@@ -80,7 +89,7 @@ class _Window(Generic[T]):
 
 class InMemoryFeatureState:
     def __init__(self) -> None:
-        self._cards: dict[str, _Window[CardTx]] = {}
+        self._cards: dict[str, _Window[StoredTx]] = {}
         self._users: dict[str, _Window[UserEvent]] = {}
         self._merchants: dict[str, DailyCounts] = {}
         self._mccs: dict[str, DailyCounts] = {}
@@ -91,17 +100,18 @@ class InMemoryFeatureState:
     def fraud_state(self, card_id: str, merchant_id: str, mcc_code: str) -> FraudState:
         card = self._cards.get(card_id)
         return FraudState(
-            card_history=list(card.events) if card else [],
+            card_history=[x for tx in card.events for x in (tx.member, tx.ts)] if card else [],
             merchant=self._merchants.get(merchant_id, DailyCounts()),
             mcc=self._mccs.get(mcc_code, DailyCounts()),
         )
 
     def apply_transaction(self, u: TransactionUpdate) -> bool:
         """Add the transaction to its card window and daily counters; False if it was already applied."""
-        card: _Window[CardTx] = self._cards.setdefault(u.card_id, _Window())
+        card: _Window[StoredTx] = self._cards.setdefault(u.card_id, _Window())
         if u.transaction_id in card.ids:
             return False
-        card.events.append(CardTx(u.transaction_id, u.ts, u.amount, u.country or "", u.merchant_id))
+        card.events.append(StoredTx(u.transaction_id, u.ts,
+                                    card_member(u.transaction_id, u.amount, u.country, u.merchant_id)))
         card.ids.add(u.transaction_id)
         _trim(card, u.ts - CARD_RETENTION_SEC)
         day = day_of(u.ts)
@@ -144,7 +154,7 @@ class InMemoryFeatureState:
 
     # ---------------------------------------------------------------------------------------- snapshot access
     @property
-    def cards(self) -> dict[str, list[CardTx]]:
+    def cards(self) -> dict[str, list[StoredTx]]:
         return {k: list(w.events) for k, w in self._cards.items()}
 
     @property

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 
 from stream_scorer.core import redis_scripts as scripts
 from stream_scorer.core.feature_cache import SlowFeatureCache
-from stream_scorer.core.feature_inputs import CardTx, DailyCounts, FraudState, PersonalizationState, UserEvent, day_of
+from stream_scorer.core.feature_inputs import DailyCounts, FraudState, PersonalizationState, UserEvent, day_of
 from stream_scorer.core.feature_state import (
     CARD_RETENTION_SEC,
     ITEM_RETENTION_DAYS,
@@ -40,6 +40,7 @@ from stream_scorer.core.feature_state import (
 from stream_scorer.core.features import CARD_WINDOW_SEC, USER_WINDOW_SEC
 from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script, send_script
+from stream_scorer.core.window import card_member
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
 READ_PART_WINDOWS = 100
@@ -212,7 +213,7 @@ class RedisFeatureStore:
             day = day_of(u.ts)
             keys += (card_key(u.card_id) + ":tx", card_key(u.card_id), merchant_key(u.merchant_id),
                      mcc_key(u.mcc_code))
-            args += (f"{u.transaction_id}|{u.amount!r}|{u.country or ''}|{u.merchant_id}", repr(u.ts), day,
+            args += (card_member(u.transaction_id, u.amount, u.country, u.merchant_id), repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
         return await send_script(self._conn, self._apply_tx, keys, args)
 
@@ -258,17 +259,12 @@ def _spans(entity_times: Iterable[tuple[str, float]]) -> dict[str, tuple[float, 
     return spans
 
 
-def _card_window(members: list[str]) -> list[CardTx]:
-    return [_card_tx(members[j], float(members[j + 1])) for j in range(0, len(members), 2)]
+def _card_window(members: list[str]) -> list[str]:
+    return members  # read as it comes: see stream_scorer.core.window
 
 
 def _user_window(members: list[str]) -> list[UserEvent]:
     return [_user_event(members[j], float(members[j + 1])) for j in range(0, len(members), 2)]
-
-
-def _card_tx(member: str, score: float) -> CardTx:
-    tid, amount, country, merchant = member.split("|", 3)
-    return CardTx(tid, score, float(amount), country, merchant)
 
 
 def _user_event(member: str, score: float) -> UserEvent:

@@ -3,7 +3,8 @@
 Every feature is a pure function of the event and of the *state as of the event's time*:
 
 * the card's prior transactions in ``[t - 7d, t)`` (a window, so reading it never includes the event itself and a
-  redelivered event reads exactly what it read the first time);
+  redelivered event reads exactly what it read the first time), summarised by
+  :func:`stream_scorer.core.window.aggregate_card_window`;
 * daily transaction / fraud-label counters of the merchant and of the MCC, used only for days
   ``[day(t) - LABEL_DELAY_DAYS - RISK_WINDOW_DAYS, day(t) - LABEL_DELAY_DAYS)``: fraud labels arrive late
   (chargebacks), so recent days would look falsely clean; a label counts only once it has arrived;
@@ -29,6 +30,7 @@ from stream_scorer.core.feature_inputs import (
     day_of,
 )
 from stream_scorer.core.geo import country_distance_km
+from stream_scorer.core.window import aggregate_card_window
 
 Entity = Literal["event", "card", "merchant", "mcc", "user", "item", "session"]
 
@@ -55,7 +57,8 @@ class FeatureSpec:
 
 
 _TIME_ORDER = attrgetter("ts", "event_id")
-"""Windows are summed in time order, then by event id (a C key function: sorted once per event scored)."""
+"""User windows are summed in time order, then by event id (a C key function: sorted once per event scored);
+card windows the same way, in :mod:`stream_scorer.core.window`."""
 
 
 # -------------------------------------------------------------------------------------------- fraud definitions
@@ -95,14 +98,6 @@ _CARD_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "card")
 _MERCHANT_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "merchant")
 _MCC_FEATURES = tuple(f.name for f in FRAUD_FEATURES if f.entity == "mcc")
 
-def _most_frequent(counts: dict[str, int]) -> str | None:
-    """The card's usual country: the most frequent in its window, ties broken alphabetically; None without any."""
-    if not counts:
-        return None
-    most = max(counts.values())
-    return min(country for country, n in counts.items() if n == most)
-
-
 def smoothed_rate(events: int, frauds: int) -> float:
     return (frauds + RISK_PRIOR_RATE * RISK_PRIOR_WEIGHT) / (events + RISK_PRIOR_WEIGHT)
 
@@ -119,36 +114,11 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     ``state.card_history`` may hold transactions at or after ``ts`` (a store that already saw later events); they
     are ignored, so the result is the state as of ``ts``.
     """
-    # in time order whatever the source's order (Redis, replay, batch merge): float sums must not depend on it
-    low = ts - CARD_WINDOW_SEC
-    window = sorted([tx for tx in state.card_history if low <= tx.ts < ts], key=_TIME_ORDER)
+    (n1h, n24h, n7d, small1h, s1h, s24h, s7d, latest, merchants24, countries24, country_seen,
+     usual) = aggregate_card_window(state.card_history, ts, country, CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
     hour = (ts % DAY) / HOUR
     day = day_of(ts)
-    n1h = n24h = small1h = 0
-    s1h = s24h = s7d = 0.0
-    merchants24: set[str] = set()
-    countries24: set[str] = set()
-    countries: dict[str, int] = {}  # 7-day transactions per (non-empty) country
-    for tx in window:
-        tx_amount = tx.amount
-        s7d += tx_amount
-        tx_country = tx.country
-        if tx_country:
-            countries[tx_country] = countries.get(tx_country, 0) + 1
-        if ts - tx.ts <= DAY:
-            n24h += 1
-            s24h += tx_amount
-            merchants24.add(tx.merchant_id)
-            if tx_country:
-                countries24.add(tx_country)
-            if ts - tx.ts <= HOUR:
-                n1h += 1
-                s1h += tx_amount
-                if tx_amount < SMALL_AMOUNT:
-                    small1h += 1
-    n7d = len(window)
     mean7d = s7d / n7d if n7d else 0.0
-    usual = _most_frequent(countries)
     first, end = risk_window(ts)
     m_tx = state.merchant.total("tx", first, end)
     m_fraud = state.merchant.total("fraud", first, end)
@@ -166,10 +136,10 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
         mean7d,
         amount / mean7d if mean7d > 0 else 1.0,
         float(small1h),
-        min(ts - window[-1].ts, CARD_WINDOW_SEC) if window else CARD_WINDOW_SEC,  # the latest: time order
-        float(len(merchants24)),
-        float(len(countries24)),
-        1.0 if (country and window and country not in countries) else 0.0,
+        min(ts - latest, CARD_WINDOW_SEC) if latest is not None else CARD_WINDOW_SEC,
+        float(merchants24),
+        float(countries24),
+        1.0 if (country and n7d and not country_seen) else 0.0,
         1.0 if (country and usual and country != usual) else 0.0,
         country_distance_km(country, usual) if (country and usual) else 0.0,
         float(m_tx),
@@ -187,7 +157,8 @@ def missing_fraud_features(ts: float, state: FraudState, row: Sequence[float] | 
     if row is not None:
         card_seen = row[_CARD_TX_7D] > 0
     else:
-        card_seen = any(ts - CARD_WINDOW_SEC <= tx.ts < ts for tx in state.card_history)
+        window = aggregate_card_window(state.card_history, ts, None, CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
+        card_seen = window[2] > 0  # its 7-day count
     if not card_seen:
         missing.extend(_CARD_FEATURES)
     first, end = risk_window(ts)

@@ -3,8 +3,15 @@ from __future__ import annotations
 import random
 import time
 
-from stream_scorer.core.feature_inputs import CardTx, FraudState, PersonalizationState, UserEvent
+from stream_scorer.core.feature_inputs import FraudState, PersonalizationState, UserEvent
 from stream_scorer.core.features import fraud_features, personalization_features
+from stream_scorer.core.window import CardWindow, card_member
+
+
+def card_window(entries: list[tuple[str, float, float, str, str]]) -> CardWindow:
+    """A stored window from (transaction id, time, amount, country, merchant) entries."""
+    return [x for tid, ts, amount, country, merchant in entries
+            for x in (card_member(tid, amount, country, merchant), ts)]
 
 
 def test_features_do_not_depend_on_the_order_of_the_history() -> None:
@@ -12,11 +19,11 @@ def test_features_do_not_depend_on_the_order_of_the_history() -> None:
     must come out bit-identical anyway."""
     rng = random.Random(3)
     now = time.time()
-    history = [CardTx(f"t{i}", now - rng.uniform(1, 3000), round(rng.uniform(0.1, 500), 2), "US", "m")
-               for i in range(40)]
+    history = [(f"t{i}", now - rng.uniform(1, 3000), round(rng.uniform(0.1, 500), 2), "US", "m") for i in range(40)]
     shuffled = history[:]
     rng.shuffle(shuffled)
-    assert fraud_features(now, 10.0, "US", FraudState(history)) == fraud_features(now, 10.0, "US", FraudState(shuffled))
+    assert fraud_features(now, 10.0, "US", FraudState(card_window(history))) == \
+        fraud_features(now, 10.0, "US", FraudState(card_window(shuffled)))
     events = [UserEvent(f"e{i}", now - rng.uniform(1, 3000), "purchase", "books", round(rng.uniform(1, 90), 2),
                         "i1", "s1") for i in range(40)]
     mixed = events[:]
@@ -34,9 +41,9 @@ def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
     first, _ = risk_window(now)
     seen_kinds = set()
     for case in range(200):
-        history = [CardTx(f"t{i}", now - rng.choice([rng.uniform(1, 3000), rng.uniform(8 * 86400, 9 * 86400),
-                                                     rng.uniform(0, 5) - 10]), 12.0, "US", "m")
-                   for i in range(rng.randint(0, 3))]  # inside the window, too old, or after ``now``
+        history = card_window([(f"t{i}", now - rng.choice([rng.uniform(1, 3000), rng.uniform(8 * 86400, 9 * 86400),
+                                                           rng.uniform(0, 5) - 10]), 12.0, "US", "m")
+                               for i in range(rng.randint(0, 3))])  # inside the window, too old, or after ``now``
         merchant, mcc = DailyCounts(), DailyCounts()
         if rng.random() < 0.5:
             merchant.add("tx", first + rng.randint(0, 27))

@@ -1,0 +1,103 @@
+"""The C card-window aggregation against its Python definition: bit-identical on every input, same errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from types import ModuleType
+
+import pytest
+
+from stream_scorer.core import window
+from stream_scorer.core.features import CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT
+from stream_scorer.core.window import CardWindow, aggregate_card_window_py, card_member
+
+native: ModuleType
+if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    from stream_scorer.core import _window as native  # `make install` builds it: under CI, not built is a failure
+else:
+    native = pytest.importorskip("stream_scorer.core._window", reason="the C extension is not built")
+CONSTANTS = (CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
+
+
+def both(history: CardWindow, ts: float, country: str | None) -> str:
+    """Both results, compared by ``repr`` (floats bit for bit, ints stay ints, None stays None)."""
+    ours = native.aggregate_card_window(history, ts, country, *CONSTANTS)
+    definition = aggregate_card_window_py(history, ts, country, *CONSTANTS)
+    assert repr(ours) == repr(definition), (history, ts, country)
+    return repr(ours)
+
+
+def _random_window(rng: random.Random, ts: float) -> CardWindow:
+    """Members in and out of the window, ties in time and in id, prefixes, non-ASCII ids, empty countries,
+    amounts of every magnitude, times as Redis strings or floats."""
+    tids = ["a", "ab", "a0", "b", "é1", "tx-" + str(rng.randrange(10**6))]
+    edges = [ts, ts - CARD_WINDOW_SEC, ts - DAY, ts - HOUR, ts + 5.0, ts - CARD_WINDOW_SEC - 0.001]
+    flat: list[str | float] = []
+    shared_time = ts - rng.uniform(1, DAY)
+    for _ in range(rng.choice([0, 1, 3, 8, 70, 200])):
+        t = rng.choice([rng.uniform(ts - 8 * DAY, ts + DAY), rng.uniform(ts - 2 * HOUR, ts), shared_time,
+                        rng.choice(edges)])
+        amount = rng.choice([round(rng.uniform(0, 10), 2), rng.uniform(0, 1e6), 4.999999999999999, 5.0, 0.1])
+        member = card_member(rng.choice(tids), amount, rng.choice(["US", "FR", "", "DE", "ÜÜ"]),
+                             rng.choice(["m1", "m2", "m10", "mé", "m|x"]))
+        flat += (member, rng.choice([repr(t), f"{t:.17g}", t]))  # Redis writes scores as %.17g
+    return flat
+
+
+def test_the_c_extension_is_what_runs_when_built() -> None:
+    assert window.NATIVE
+    assert window.aggregate_card_window is native.aggregate_card_window
+
+
+def test_random_windows_aggregate_bit_identically() -> None:
+    rng = random.Random(11)
+    now = time.time()
+    outcomes = set()
+    for _ in range(3000):
+        ts = now - rng.uniform(0, 30 * DAY)
+        result = both(_random_window(rng, ts), ts, rng.choice([None, "", "US", "FR", "JP", "ÜÜ"]))
+        outcomes.add(result.endswith("None)"))
+    assert outcomes == {True, False}  # windows with and without a usual country
+
+
+def test_ties_follow_time_then_id_then_position() -> None:
+    ts = 1_700_000_000.0
+    t = ts - 100.0
+    # equal times: ordered by id ("a" < "a0" < "ab"), then by position for the same id; the sum's rounding shows
+    # the order: 1 + 3 - 1e16 + 1e16 is 4.0, while the list's own order (1e16 + 1 - 1e16 + 3) would give 3.0
+    flat: list[str | float] = []
+    for tid, amount in [("ab", 1e16), ("a", 1.0), ("a0", -1e16), ("a", 3.0)]:
+        flat += (card_member(tid, amount, "US", "m"), t)
+    result = native.aggregate_card_window(flat, ts, "US", *CONSTANTS)
+    assert result[6] == ((1.0 + 3.0) + -1e16) + 1e16 == 4.0
+    reversed_pairs = [x for i in range(len(flat) - 2, -1, -2) for x in flat[i:i + 2]]
+    assert both(flat, ts, "US") == both(reversed_pairs, ts, "US")
+
+
+def test_the_usual_country_is_the_most_frequent_then_the_first_alphabetically() -> None:
+    ts = 1_700_000_000.0
+    flat: list[str | float] = []
+    for n, country in enumerate(["FR", "US", "US", "FR", "", "", ""]):
+        flat += (card_member(f"t{n}", 10.0, country, "m"), ts - 10 * (n + 1))
+    assert both(flat, ts, "DE").endswith("False, 'FR')")
+
+
+@pytest.mark.parametrize("history", [
+    ["only-two|fields", "1.0"],
+    ["t|not-a-number|US|m", "1.0"],
+    ["t|1.0|US|m", "yesterday"],
+    ["t|1.0|US|m"],
+])
+def test_malformed_windows_raise_value_error_in_both(history: list[str]) -> None:
+    ts = 2.0
+    with pytest.raises(ValueError):
+        native.aggregate_card_window(history, ts, None, *CONSTANTS)
+    with pytest.raises(ValueError):
+        aggregate_card_window_py(history, ts, None, *CONSTANTS)
+
+
+def test_a_member_that_is_not_text_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        native.aggregate_card_window([b"t|1.0|US|m", 1.0], 2.0, None, *CONSTANTS)
