@@ -25,20 +25,24 @@ class DailyCounts:
     """Per-day counters of one merchant / MCC (``tx`` and ``fraud``) or item (``view``, ``cart``, ``purchase``)."""
 
     counts: dict[str, dict[int, int]] = field(default_factory=dict)
-    _totals: dict[tuple[str, int, int], int] = field(default_factory=dict, repr=False, compare=False)
-    """Memo of ``total``: one merchant's counters serve every transaction of a batch (and of the cache TTL)."""
+    _totals: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of ``totals``: one merchant's counters serve every transaction of a batch (and of the cache TTL)."""
 
     def get(self, kind: str, day: int) -> int:
         return self.counts.get(kind, {}).get(day, 0)
 
-    def total(self, kind: str, first_day: int, end_day: int) -> int:
-        key = (kind, first_day, end_day)
+    def totals(self, first_day: int, end_day: int) -> dict[str, int]:
+        """Each kind's count over days ``[first_day, end_day)`` (kinds without counters are absent). Memoized:
+        read it, do not change it."""
+        key = (first_day, end_day)
         found = self._totals.get(key)
         if found is None:
-            per_day = self.counts.get(kind)
-            found = sum(n for d, n in per_day.items() if first_day <= d < end_day) if per_day else 0
-            self._totals[key] = found
+            found = self._totals[key] = {kind: sum(n for d, n in per_day.items() if first_day <= d < end_day)
+                                         for kind, per_day in self.counts.items()}
         return found
+
+    def total(self, kind: str, first_day: int, end_day: int) -> int:
+        return self.totals(first_day, end_day).get(kind, 0)
 
     def add(self, kind: str, day: int, n: int = 1) -> None:
         per_day = self.counts.setdefault(kind, {})

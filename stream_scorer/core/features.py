@@ -120,8 +120,9 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
     day = day_of(ts)
     mean7d = s7d / n7d if n7d else 0.0
     first, end = risk_window(ts)
-    m_tx = state.merchant.total("tx", first, end)
-    m_fraud = state.merchant.total("fraud", first, end)
+    merchant = state.merchant.totals(first, end)
+    mcc = state.mcc.totals(first, end)
+    m_tx = merchant.get("tx", 0)
     return [
         amount,
         round(hour, 6),
@@ -143,8 +144,8 @@ def fraud_features(ts: float, amount: float, country: str | None, state: FraudSt
         1.0 if (country and usual and country != usual) else 0.0,
         country_distance_km(country, usual) if (country and usual) else 0.0,
         float(m_tx),
-        smoothed_rate(m_tx, m_fraud),
-        smoothed_rate(state.mcc.total("tx", first, end), state.mcc.total("fraud", first, end)),
+        smoothed_rate(m_tx, merchant.get("fraud", 0)),
+        smoothed_rate(mcc.get("tx", 0), mcc.get("fraud", 0)),
     ]
 
 
@@ -254,8 +255,9 @@ def personalization_features(ts: float, item_id: str, category: str, price: floa
     n = len(window)
     avg_purchase = purchase_sum / purchases if purchases else 0.0
     first_day = day_of(ts) - ITEM_WINDOW_DAYS
-    i_views = state.item.total("view", first_day, day_of(ts))
-    i_purchases = state.item.total("purchase", first_day, day_of(ts))
+    item = state.item.totals(first_day, day_of(ts))
+    i_views = item.get("view", 0)
+    i_purchases = item.get("purchase", 0)
     return [
         price,
         round((ts % DAY) / HOUR, 6),
@@ -293,7 +295,6 @@ def missing_personalization_features(ts: float, session_id: str | None,
         missing.extend(_USER_FEATURES)
     if session_id is None or not any(e.session_id == session_id for e in window):
         missing.extend(_SESSION_FEATURES)
-    if not any(state.item.total(kind, day_of(ts) - ITEM_WINDOW_DAYS, day_of(ts))
-               for kind in ("view", "cart", "purchase")):
+    if not any(state.item.totals(day_of(ts) - ITEM_WINDOW_DAYS, day_of(ts)).values()):
         missing.extend(_ITEM_FEATURES)
     return missing

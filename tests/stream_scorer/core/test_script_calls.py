@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from stream_scorer.core.multiplexed import MultiplexedConnection
+from stream_scorer.core.multiplexed import MultiplexedConnection, pack
 from stream_scorer.core.redis_client import FeatureRedis
 from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script
 
@@ -324,3 +324,8 @@ async def test_the_client_opens_its_connection_with_its_own_settings_and_closes_
     assert conn._timeout == 0.7
     await redis.aclose()
     assert not conn.connected
+
+
+def test_commands_are_packed_as_resp_with_text_as_utf8() -> None:
+    assert pack(["EVALSHA", "ab", 2, "k|é", b"\x00raw"]) == (
+        b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n$4\r\nk|\xc3\xa9\r\n$4\r\n\x00raw\r\n")
