@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from stream_scorer.core import decisions as d
@@ -37,3 +39,9 @@ def test_segments_and_signals_follow_the_features() -> None:
     busy = {**base, "session_event_count": 6.0, "session_views": 4.0, "session_carts": 1.0}
     assert {"high_engagement_session", "multi_page_session", "cart_activity"} <= set(d.behavioral_signals(busy))
     assert d.engagement(busy) > d.engagement(base)
+
+
+def test_decision_id_stays_the_keyed_blake2b_of_model_version_and_event() -> None:
+    """Ids already published must keep matching redeliveries: the hash is fixed, however it is computed."""
+    h = hashlib.blake2b(b"fraud|v1|tx-1", digest_size=16, key=b"stream-scorer/decision/v1").hexdigest()
+    assert d.decision_id("tx-1", "fraud", "v1") == f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream_scorer.core.explain import MIN_CONTRIBUTION, TOP_FACTORS, top_factors
+from stream_scorer.core.explain import _PHRASES, MIN_CONTRIBUTION, TOP_FACTORS, describe, top_factors
 
 
 def _one_row(contributions: np.ndarray) -> list[int]:
@@ -32,3 +32,10 @@ def test_a_few_rows_sorted_in_python_give_the_same_factors() -> None:
         chunk = x[start:start + 5]
         assert top_factors(chunk) == [_one_row(row) for row in chunk]
     assert top_factors(x[3:4])[0][:2] == [3, 9] and top_factors(x[4:5]) == [[]]
+
+
+def test_phrases_read_as_their_templates() -> None:
+    for name, template in _PHRASES.items():
+        for value in (0.0, 1.0, 3.0, 0.0345, 1234.5678, 1e6, -2.5):
+            assert describe(name, value) == template.format(v=value), (name, value)
+    assert describe("not_a_phrase", 2.5) == "not_a_phrase = 2.5"
