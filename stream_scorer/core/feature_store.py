@@ -39,7 +39,7 @@ from stream_scorer.core.feature_state import (
 )
 from stream_scorer.core.features import CARD_WINDOW_SEC, USER_WINDOW_SEC
 from stream_scorer.core.redis_client import FeatureRedis
-from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script, send_script
+from stream_scorer.core.script_calls import ScriptCall, eval_script, send_pipelined, send_script
 from stream_scorer.core.window import card_member
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
@@ -47,6 +47,7 @@ READ_PART_WINDOWS = 100
 """A batch's windows are read in parts of this many, pipelined: Redis reads part i + 1 while the caller parses
 part i (a 500-card read is ~12 ms of Redis time, during which the scorer would otherwise idle)."""
 W = TypeVar("W")
+T = TypeVar("T")
 
 
 def card_key(card_id: str) -> str:
@@ -76,6 +77,14 @@ class FeatureStore(Protocol):
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         ...
+
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+        """Start ``fetch_fraud_states``: written when this returns (after anything written before it), read when
+        the awaitable completes."""
+        ...
+
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+                                         ) -> Awaitable[list[PersonalizationState]]: ...
 
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int: ...
 
@@ -120,50 +129,70 @@ class RedisFeatureStore:
 
     # ------------------------------------------------------------------------------------------------- reads
     async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]:
-        """One round trip (``_read``): each distinct card's window and freshness, each distinct merchant / MCC
-        not cached.
+        """One round trip (``_send_read``): each distinct card's window and freshness, each distinct merchant /
+        MCC not cached.
 
         A card with several events in the batch is read once, over ``[earliest - 7d, latest)``; the feature
         functions keep, for each event, only what precedes it (a hot card costs one read, not one per event).
         """
+        return await (await self.send_fraud_fetch(keys))
+
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+        """``fetch_fraud_states`` in two steps: the read is written when this returns (so it runs after anything
+        written before, e.g. the previous part's updates), the states come when the awaitable is awaited."""
         if not keys:
-            return []
+            return _ready([])
         spans = _spans((card, ts) for card, _, _, ts in keys)
         windows = [(card_key(card) + ":tx", card_key(card), low - CARD_WINDOW_SEC, high)
                    for card, (low, high) in spans.items()]
         slow_keys = {merchant_key(m) for _, m, _, _ in keys} | {mcc_key(c) for _, _, c, _ in keys}
-        read, slow = await self._read(windows, slow_keys, _card_window)
-        cards = dict(zip(spans, read, strict=True))
-        states = []
-        for card_id, merchant_id, mcc_code, _ in keys:
-            history, card_updated = cards[card_id]
-            merchant, m_updated = slow[merchant_key(merchant_id)]
-            mcc, c_updated = slow[mcc_key(mcc_code)]
-            states.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
-        return states
+        pending = await self._send_read(windows, slow_keys, _card_window)
+
+        async def states() -> list[FraudState]:
+            read, slow = await pending
+            cards = dict(zip(spans, read, strict=True))
+            out = []
+            for card_id, merchant_id, mcc_code, _ in keys:
+                history, card_updated = cards[card_id]
+                merchant, m_updated = slow[merchant_key(merchant_id)]
+                mcc, c_updated = slow[mcc_key(mcc_code)]
+                out.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
+            return out
+
+        return states()
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         """Like ``fetch_fraud_states``: each distinct user read once, each distinct item not cached."""
+        return await (await self.send_personalization_fetch(keys))
+
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+                                         ) -> Awaitable[list[PersonalizationState]]:
+        """Like ``send_fraud_fetch``."""
         if not keys:
-            return []
+            return _ready([])
         spans = _spans((user, ts) for user, _, ts in keys)
         windows = [(user_key(user) + ":events", user_key(user), low - USER_WINDOW_SEC, high)
                    for user, (low, high) in spans.items()]
-        read, slow = await self._read(windows, {item_key(i) for _, i, _ in keys}, _user_window)
-        users = dict(zip(spans, read, strict=True))
-        states = []
-        for user_id, item_id, _ in keys:
-            history, user_updated = users[user_id]
-            item, i_updated = slow[item_key(item_id)]
-            states.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
-        return states
+        pending = await self._send_read(windows, {item_key(i) for _, i, _ in keys}, _user_window)
 
-    async def _read(self, windows: Sequence[tuple[str, str, float, float]], slow_keys: set[str],
-                    parse: Callable[[list[str]], W]
-                    ) -> tuple[list[tuple[W, str | None]], dict[str, tuple[DailyCounts, float | None]]]:
+        async def states() -> list[PersonalizationState]:
+            read, slow = await pending
+            users = dict(zip(spans, read, strict=True))
+            out = []
+            for user_id, item_id, _ in keys:
+                history, user_updated = users[user_id]
+                item, i_updated = slow[item_key(item_id)]
+                out.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
+            return out
+
+        return states()
+
+    async def _send_read(self, windows: Sequence[tuple[str, str, float, float]], slow_keys: set[str],
+                         parse: Callable[[list[str]], W]
+                         ) -> Awaitable[tuple[list[tuple[W, str | None]], dict[str, tuple[DailyCounts, float | None]]]]:
         """Windows ``[min, max)`` of sorted sets (``parse``d from their ``[member, score, ...]`` reply) with their
         hash's ``_updated_at``, and counter hashes (cached ones from the cache): one script call per
-        ``READ_PART_WINDOWS`` windows, all written at once, each part parsed as its reply arrives."""
+        ``READ_PART_WINDOWS`` windows, all written when this returns, each part parsed as its reply arrives."""
         slow: dict[str, tuple[DailyCounts, float | None]] = {}
         missing: list[str] = []
         for key in sorted(slow_keys):
@@ -195,8 +224,13 @@ class RedisFeatureStore:
                     if self._cache is not None:
                         self._cache.put(key, *counts)
 
-        await eval_pipelined(self._conn, self._fetch, calls, on_reply)
-        return [window for part in read for window in part], slow
+        replies = await send_pipelined(self._conn, self._fetch, calls, on_reply)
+
+        async def result() -> tuple[list[tuple[W, str | None]], dict[str, tuple[DailyCounts, float | None]]]:
+            await replies
+            return [window for part in read for window in part], slow
+
+        return result()
 
     # ----------------------------------------------------------------------------------------------- updates
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
@@ -246,7 +280,7 @@ class RedisFeatureStore:
         return await send_script(self._conn, self._apply_session, keys, args)
 
 
-async def _ready(value: int) -> int:
+async def _ready(value: T) -> T:
     return value
 
 

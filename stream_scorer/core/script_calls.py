@@ -60,9 +60,27 @@ async def eval_pipelined(conn: MultiplexedConnection, script: AsyncScript, calls
     """Several calls of one script written at once; ``on_reply(i, reply)`` runs as each reply arrives, while
     Redis runs the next call (a big read split in parts: the caller parses part ``i`` instead of idling until
     the whole read is done). ``on_reply`` may be called again for a part after a retry."""
+    await (await send_pipelined(conn, script, calls, on_reply, retry=retry))
+
+
+async def send_pipelined(conn: MultiplexedConnection, script: AsyncScript, calls: Sequence[ScriptCall],
+                         on_reply: Callable[[int, Any], None], *, retry: bool = True) -> Awaitable[None]:
+    """``eval_pipelined`` in two steps: written when this returns, replies read when the awaitable is awaited
+    (commands written later on the connection run after these)."""
     packs = [pack(["EVALSHA", script.sha, len(keys), *keys, *args]) for keys, args in calls]
     try:
         futures = await conn.send(b"".join(packs), len(packs))
+    except RedisConnectionError:
+        if not retry:
+            raise
+        return eval_pipelined(conn, script, calls, on_reply, retry=False)
+    return _receive_all(conn, script, calls, packs, futures, on_reply, retry)
+
+
+async def _receive_all(conn: MultiplexedConnection, script: AsyncScript, calls: Sequence[ScriptCall],
+                       packs: Sequence[bytes], futures: list[asyncio.Future[Any]],
+                       on_reply: Callable[[int, Any], None], retry: bool) -> None:
+    try:
         await _read_replies(conn, script, packs, futures, on_reply)
     except RedisConnectionError:
         if not retry:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from stream_scorer.core.feature_state import InMemoryFeatureState, LabelUpdate, SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import FraudKey, PersonalizationKey
 from stream_scorer.core.features import FraudState, PersonalizationState
+
+T = TypeVar("T")
 
 
 class InMemoryFeatureStore:
@@ -31,6 +34,13 @@ class InMemoryFeatureStore:
         self.fetches += 1
         return [self.state.personalization_state(user, item) for user, item, _ in keys]
 
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+        return _ready(await self.fetch_fraud_states(keys))  # read now: after every update sent before
+
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+                                         ) -> Awaitable[list[PersonalizationState]]:
+        return _ready(await self.fetch_personalization_states(keys))
+
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
         self._check()
         return sum(self.state.apply_transaction(u) for u in updates)
@@ -54,5 +64,5 @@ class InMemoryFeatureStore:
         return 0.0
 
 
-async def _ready(value: int) -> int:
+async def _ready(value: T) -> T:
     return value

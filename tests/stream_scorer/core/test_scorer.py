@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from schemas.decisions import TIMING_FIELDS
 from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
 from stream_scorer.core.identified import identify_session_event, identify_transaction
-from stream_scorer.core.scorer import Scorer
+from stream_scorer.core.scorer import STREAM_PART_SIZE, Scorer
 from stream_scorer.errors import FeatureStoreUnavailable, ModelNotLoaded
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
@@ -18,13 +20,13 @@ from tests.support.events import session_events, transaction_events
 from tests.support.fakes import InMemoryFeatureStore
 
 
-def _scorer(model_dir: Path) -> tuple[Scorer, InMemoryFeatureStore, Metrics]:
+def _scorer(model_dir: Path, *, part_size: int = STREAM_PART_SIZE) -> tuple[Scorer, InMemoryFeatureStore, Metrics]:
     registry = ModelRegistry(model_dir, expected_features=MODEL_FEATURES)
     for name in MODEL_FEATURES:
         registry.refresh(name)
     store = InMemoryFeatureStore()
     metrics = Metrics()
-    return Scorer(store, registry, metrics), store, metrics
+    return Scorer(store, registry, metrics, part_size=part_size), store, metrics
 
 
 def _without_timing(decision: object) -> dict[str, object]:
@@ -35,9 +37,10 @@ def _identified(events):  # type: ignore[no-untyped-def]
     return [identify_transaction(e, "unused", 0.0) for e in events]
 
 
-async def test_batch_path_equals_one_event_at_a_time(model_dir: Path) -> None:
+@pytest.mark.parametrize("part_size", [STREAM_PART_SIZE, 7])  # one part per batch of 64, or parts of 7
+async def test_batch_path_equals_one_event_at_a_time(model_dir: Path, part_size: int) -> None:
     events = transaction_events(300, start=time.time() - 2 * DAY, span_sec=DAY, cards=5)
-    batch_scorer, _, _ = _scorer(model_dir)
+    batch_scorer, _, _ = _scorer(model_dir, part_size=part_size)
     single_scorer, _, _ = _scorer(model_dir)
     batched = []
     for i in range(0, len(events), 64):
@@ -104,6 +107,56 @@ async def test_missing_model_is_a_retryable_error(tmp_path: Path) -> None:
     scorer = Scorer(InMemoryFeatureStore(), ModelRegistry(tmp_path, expected_features=MODEL_FEATURES), Metrics())
     with pytest.raises(ModelNotLoaded):
         await scorer.score_transactions(_identified(transaction_events(1, start=time.time(), span_sec=1)))
+
+
+async def test_sessions_in_parts_equal_one_event_at_a_time(model_dir: Path) -> None:
+    events = [identify_session_event(e, "unused", 0.0)
+              for e in session_events(120, start=time.time() - DAY, span_sec=3600, users=4)]
+    batch_scorer, _, _ = _scorer(model_dir, part_size=9)
+    single_scorer, _, _ = _scorer(model_dir)
+    batched = await batch_scorer.score_session_events(events, apply_updates=True)
+    one_by_one = [(await single_scorer.score_session_events([e], apply_updates=True))[0] for e in events]
+    assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
+
+
+async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir: Path) -> None:
+    scorer, store, _ = _scorer(model_dir, part_size=5)
+    events = _identified(transaction_events(20, start=time.time() - DAY, span_sec=3600, cards=3))
+    send = store.send_transactions
+    calls = 0
+
+    async def failing_second_part(updates):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RedisConnectionError("connection lost")
+        return await send(updates)
+
+    store.send_transactions = failing_second_part  # type: ignore[method-assign]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(FeatureStoreUnavailable):
+            await scorer.score_transactions(events, apply_updates=True)
+        gc.collect()
+    assert calls == 2 and store.fetches == 2  # the third part's read was never written
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def test_a_part_that_fails_to_score_discards_the_next_read(model_dir: Path) -> None:
+    scorer, store, _ = _scorer(model_dir, part_size=5)
+    events = _identified(transaction_events(20, start=time.time() - DAY, span_sec=3600, cards=3))
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("scoring bug")
+
+    scorer._fraud_decisions = broken  # type: ignore[method-assign]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="scoring bug"):
+            await scorer.score_transactions(events, apply_updates=True)
+        gc.collect()
+    assert store.fetches == 2  # the second part's read was written before the first part was scored
+    assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 async def test_a_duplicate_in_one_batch_counts_once(model_dir: Path) -> None:
