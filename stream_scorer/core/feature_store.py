@@ -39,7 +39,7 @@ from stream_scorer.core.feature_state import (
 )
 from stream_scorer.core.features import CARD_WINDOW_SEC, USER_WINDOW_SEC
 from stream_scorer.core.redis_client import FeatureRedis
-from stream_scorer.core.script_calls import ScriptCall, eval_script, send_pipelined, send_script
+from stream_scorer.core.script_calls import Deferred, ScriptCall, eval_script, send_pipelined, send_script
 from stream_scorer.core.window import card_member
 
 LABEL_SEEN_TTL_SEC = 90 * 86400
@@ -78,12 +78,14 @@ class FeatureStore(Protocol):
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         ...
 
-    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey], *, retry: bool = True
+                               ) -> Awaitable[list[FraudState]]:
         """Start ``fetch_fraud_states``: written when this returns (after anything written before it), read when
-        the awaitable completes."""
+        the awaitable completes. ``retry=False``: a lost connection fails the call instead of repeating it on a
+        new one, where it could run before something written earlier (the stream's parts rely on that order)."""
         ...
 
-    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey], *, retry: bool = True
                                          ) -> Awaitable[list[PersonalizationState]]: ...
 
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int: ...
@@ -92,11 +94,14 @@ class FeatureStore(Protocol):
 
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int: ...
 
-    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
-        """Start ``apply_transactions``: sent when this returns, applied when the awaitable completes."""
+    async def send_transactions(self, updates: Sequence[TransactionUpdate], *, retry: bool = True
+                                ) -> Awaitable[int]:
+        """Start ``apply_transactions``: sent when this returns, applied when the awaitable completes
+        (``retry`` as in ``send_fraud_fetch``)."""
         ...
 
-    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]: ...
+    async def send_session_events(self, updates: Sequence[SessionUpdate], *, retry: bool = True
+                                  ) -> Awaitable[int]: ...
 
     async def ping(self) -> float: ...
 
@@ -137,18 +142,19 @@ class RedisFeatureStore:
         """
         return await (await self.send_fraud_fetch(keys))
 
-    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey], *, retry: bool = True
+                               ) -> Awaitable[list[FraudState]]:
         """``fetch_fraud_states`` in two steps: the read is written when this returns (so it runs after anything
         written before, e.g. the previous part's updates), the states come when the awaitable is awaited."""
         if not keys:
-            return _ready([])
+            return Deferred(_ready, [])
         spans = _spans((card, ts) for card, _, _, ts in keys)
         windows = [(card_key(card) + ":tx", card_key(card), low - CARD_WINDOW_SEC, high)
                    for card, (low, high) in spans.items()]
         slow_keys = {merchant_key(m) for _, m, _, _ in keys} | {mcc_key(c) for _, _, c, _ in keys}
-        pending = await self._send_read(windows, slow_keys, _card_window)
+        pending = await self._send_read(windows, slow_keys, _card_window, retry)
 
-        async def states() -> list[FraudState]:
+        async def states() -> list[FraudState]:  # created when awaited (Deferred): a dropped read leaves nothing
             read, slow = await pending
             cards = dict(zip(spans, read, strict=True))
             out = []
@@ -159,21 +165,21 @@ class RedisFeatureStore:
                 out.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
             return out
 
-        return states()
+        return Deferred(states)
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         """Like ``fetch_fraud_states``: each distinct user read once, each distinct item not cached."""
         return await (await self.send_personalization_fetch(keys))
 
-    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey], *, retry: bool = True
                                          ) -> Awaitable[list[PersonalizationState]]:
         """Like ``send_fraud_fetch``."""
         if not keys:
-            return _ready([])
+            return Deferred(_ready, [])
         spans = _spans((user, ts) for user, _, ts in keys)
         windows = [(user_key(user) + ":events", user_key(user), low - USER_WINDOW_SEC, high)
                    for user, (low, high) in spans.items()]
-        pending = await self._send_read(windows, {item_key(i) for _, i, _ in keys}, _user_window)
+        pending = await self._send_read(windows, {item_key(i) for _, i, _ in keys}, _user_window, retry)
 
         async def states() -> list[PersonalizationState]:
             read, slow = await pending
@@ -185,10 +191,10 @@ class RedisFeatureStore:
                 out.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
             return out
 
-        return states()
+        return Deferred(states)
 
     async def _send_read(self, windows: Sequence[tuple[str, str, float, float]], slow_keys: set[str],
-                         parse: Callable[[list[str]], W]
+                         parse: Callable[[list[str]], W], retry: bool
                          ) -> Awaitable[tuple[list[tuple[W, str | None]], dict[str, tuple[DailyCounts, float | None]]]]:
         """Windows ``[min, max)`` of sorted sets (``parse``d from their ``[member, score, ...]`` reply) with their
         hash's ``_updated_at``, and counter hashes (cached ones from the cache): one script call per
@@ -224,23 +230,24 @@ class RedisFeatureStore:
                     if self._cache is not None:
                         self._cache.put(key, *counts)
 
-        replies = await send_pipelined(self._conn, self._fetch, calls, on_reply)
+        replies = await send_pipelined(self._conn, self._fetch, calls, on_reply, retry=retry)
 
         async def result() -> tuple[list[tuple[W, str | None]], dict[str, tuple[DailyCounts, float | None]]]:
             await replies
             return [window for part in read for window in part], slow
 
-        return result()
+        return Deferred(result)
 
     # ----------------------------------------------------------------------------------------------- updates
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
         return int(await (await self.send_transactions(updates)))
 
-    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
+    async def send_transactions(self, updates: Sequence[TransactionUpdate], *, retry: bool = True
+                                ) -> Awaitable[int]:
         """Send the updates; the returned awaitable waits for Redis to apply them (how many were new). The
         caller works meanwhile (the stream builds its decisions) instead of idling while the script runs."""
         if not updates:
-            return _ready(0)
+            return Deferred(_ready, 0)
         keys: list[str] = []
         args: list[str | int] = [repr(time.time()), int(CARD_RETENTION_SEC * 2)]
         for u in updates:
@@ -249,7 +256,7 @@ class RedisFeatureStore:
                      mcc_key(u.mcc_code))
             args += (card_member(u.transaction_id, u.amount, u.country, u.merchant_id), repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
-        return await send_script(self._conn, self._apply_tx, keys, args)
+        return await send_script(self._conn, self._apply_tx, keys, args, retry=retry)
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
         frauds = [u for u in updates if u.is_fraud]
@@ -265,10 +272,11 @@ class RedisFeatureStore:
     async def apply_session_events(self, updates: Sequence[SessionUpdate]) -> int:
         return int(await (await self.send_session_events(updates)))
 
-    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]:
+    async def send_session_events(self, updates: Sequence[SessionUpdate], *, retry: bool = True
+                                  ) -> Awaitable[int]:
         """Like ``send_transactions``."""
         if not updates:
-            return _ready(0)
+            return Deferred(_ready, 0)
         keys: list[str] = []
         args: list[str | int] = [repr(time.time()), int(USER_RETENTION_SEC * 2)]
         for u in updates:
@@ -277,7 +285,7 @@ class RedisFeatureStore:
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
                      repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC),
                      day - ITEM_RETENTION_DAYS - 1)
-        return await send_script(self._conn, self._apply_session, keys, args)
+        return await send_script(self._conn, self._apply_session, keys, args, retry=retry)
 
 
 async def _ready(value: T) -> T:

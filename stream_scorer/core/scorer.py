@@ -52,9 +52,10 @@ Timings = dict[str, float]
 FRAUD_MODEL = "fraud"
 PERSONALIZATION_MODEL = "personalization"
 _STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, ResponseError)
-# Error replies that mean "Redis cannot serve right now" (memory, failover, a long script, loading); any other
-# error reply is a bug and is raised as is.
-_OPERATIONAL_REPLIES = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN")
+# Error replies that mean "Redis cannot serve right now" (memory, failover, a long script, loading, scripts lost
+# by a restart or SCRIPT FLUSH: loaded again before the error reaches here); any other error reply is a bug and is
+# raised as is.
+_OPERATIONAL_REPLIES = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN", "NOSCRIPT")
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Scorer:
     def __init__(self, store: FeatureStore, registry: ModelRegistry, metrics: Metrics, *,
                  clock: Callable[[], float] = time.time, drift: DriftTracker | None = None,
                  part_size: int = STREAM_PART_SIZE) -> None:
+        if part_size < 1:
+            raise ValueError(f"part_size must be at least 1, not {part_size}")
         self._store = store
         self._part_size = part_size
         self._registry = registry
@@ -286,7 +289,7 @@ class Scorer:
             m.child(m.features_missing, model, name).inc(n)
 
     async def _score(self, items: Sequence[Identified[E]], model: str,
-                     send_fetch: Callable[[Sequence[K]], Awaitable[Awaitable[list[S]]]],
+                     send_fetch: Callable[..., Awaitable[Awaitable[list[S]]]],
                      key_of: Callable[[Identified[E]], K], empty: Callable[[], S],
                      decide: Callable[[Sequence[Identified[E]], Sequence[S], bool], list[D]], allow_degraded: bool,
                      updates: _Updates[E, S, U] | None) -> list[D]:
@@ -295,16 +298,19 @@ class Scorer:
         The stream's batch goes in parts of ``part_size``, pipelined on the one Redis connection: part i + 1's
         read is written right after part i's updates, so Redis runs it after them (part i + 1 sees part i as the
         next event would) and both run while part i is decided, instead of the worker waiting for a whole batch's
-        read. Inside a part, events of one entity see the earlier ones through ``merge``."""
+        read. Inside a part, events of one entity see the earlier ones through ``merge``. These calls are not
+        repeated on a new connection when one is lost (a repeat could run after a later part's read): the batch
+        fails instead and the worker retries it whole (reads as of each event's time, idempotent updates). The
+        first read and the last part's updates have nothing written around them and may be repeated."""
         if updates is None:  # HTTP: one read for the whole batch, nothing recorded
-            pending = await self._send_fetch(send_fetch, [key_of(i) for i in items])
-            states, degraded = await self._fetch(pending, len(items), model, allow_degraded, empty)
+            states, degraded = await self._fetch(await self._send_fetch(send_fetch, [key_of(i) for i in items]),
+                                                 len(items), model, allow_degraded, empty)
             return decide(items, states, degraded)
         size = self._part_size
         parts = [items[i:i + size] for i in range(0, len(items), size)]
         out: list[D] = []
-        next_read: tuple[Awaitable[list[S]], float] | None = await self._send_fetch(send_fetch,
-                                                                                      [key_of(i) for i in parts[0]])
+        # the first read may be repeated (the previous batch's updates are applied), the others not
+        next_read: Awaitable[list[S]] | None = await self._send_fetch(send_fetch, [key_of(i) for i in parts[0]])
         try:
             for n, part in enumerate(parts):
                 assert next_read is not None
@@ -312,27 +318,35 @@ class Scorer:
                 next_read = None
                 if len(part) > 1:  # events to be recorded see the earlier ones of their part
                     updates.merge(part, states)
-                applied = await self._send_updates(updates.send, [updates.of(i) for i in part])
-                if n + 1 < len(parts):  # written after this part's updates: Redis runs it after them
-                    next_read = await self._send_fetch(send_fetch, [key_of(i) for i in parts[n + 1]])
+                last = n + 1 == len(parts)
+                applied = await self._send_updates(updates.send, [updates.of(i) for i in part], retry=last)
+                if not last:  # written after this part's updates: Redis runs it after them
+                    try:
+                        next_read = await self._send_fetch(send_fetch, [key_of(i) for i in parts[n + 1]],
+                                                           retry=False)
+                    except BaseException:  # cancelled: the update's reply is still read
+                        with contextlib.suppress(Exception):
+                            await applied
+                        raise
                 out += await self._decide_while_applying(partial(decide, part, states, degraded), applied)
         finally:
             if next_read is not None:  # a part failed: the next one's read is not wanted
-                _discard(next_read[0])
+                _discard(next_read)
         return out
 
-    async def _send_fetch(self, send: Callable[[Sequence[K]], Awaitable[Awaitable[list[S]]]], keys: Sequence[K]
-                          ) -> tuple[Awaitable[list[S]], float]:
-        """The read written (or its failure, reported when awaited), and when it was sent."""
-        sent_at = time.perf_counter()
+    async def _send_fetch(self, send: Callable[..., Awaitable[Awaitable[list[S]]]], keys: Sequence[K], *,
+                          retry: bool = True) -> Awaitable[list[S]]:
+        """The read written (or its failure, reported when awaited)."""
         try:
-            return await send(keys), sent_at
+            return await send(keys, retry=retry)
         except _STORE_ERRORS as exc:
-            return _failed(exc), sent_at
+            return _failed(exc)
 
-    async def _fetch(self, read: tuple[Awaitable[list[S]], float], n: int, model: str, allow_degraded: bool,
+    async def _fetch(self, pending: Awaitable[list[S]], n: int, model: str, allow_degraded: bool,
                      empty: Callable[[], S]) -> tuple[list[S], bool]:
-        pending, sent_at = read
+        """The states of a read already written, or defaults (``degraded``) when allowed; the fetch histogram
+        observes how long scoring waited for them (a stream part's read ran while the previous part was scored)."""
+        waiting_since = time.perf_counter()
         try:
             states = await pending
         except _STORE_ERRORS as exc:
@@ -345,7 +359,7 @@ class Scorer:
             self._metrics.degraded_decisions.labels(model).inc(n)
             return [empty() for _ in range(n)], True
         self._metrics.redis_up.set(1)
-        self._metrics.child(self._metrics.feature_fetch_duration, model).observe(time.perf_counter() - sent_at)
+        self._metrics.child(self._metrics.feature_fetch_duration, model).observe(time.perf_counter() - waiting_since)
         return states, False
 
     async def _apply(self, apply: Callable[[Sequence[U]], object], updates: Sequence[U]) -> Any:
@@ -354,10 +368,10 @@ class Scorer:
         except _STORE_ERRORS as exc:
             self._update_failed(exc)
 
-    async def _send_updates(self, send: Callable[[Sequence[U]], Awaitable[Awaitable[int]]],
-                            updates: Sequence[U]) -> Awaitable[int]:
+    async def _send_updates(self, send: Callable[..., Awaitable[Awaitable[int]]], updates: Sequence[U], *,
+                            retry: bool) -> Awaitable[int]:
         try:
-            return await send(updates)
+            return await send(updates, retry=retry)
         except _STORE_ERRORS as exc:
             self._update_failed(exc)
 
@@ -391,7 +405,7 @@ class _Updates(Generic[E, S, U]):
 
     merge: Callable[[Sequence[Identified[E]], list[S]], None]
     of: Callable[[Identified[E]], U]
-    send: Callable[[Sequence[U]], Awaitable[Awaitable[int]]]
+    send: Callable[..., Awaitable[Awaitable[int]]]
 
 
 def _fraud_key(i: Identified[TransactionEvent]) -> FraudKey:

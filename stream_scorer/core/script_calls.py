@@ -10,8 +10,8 @@ and the call repeated.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from typing import Any, Generic, TypeVar
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,8 +19,23 @@ from redis.exceptions import NoScriptError
 
 from stream_scorer.core.multiplexed import MultiplexedConnection, pack
 
+T = TypeVar("T")
 ScriptCall = tuple[Sequence[str], Sequence[str | int]]
 """(keys, args) of one call of a script."""
+
+
+class Deferred(Generic[T]):
+    """An awaitable that creates its coroutine only when awaited: one that is never awaited (a read a failed
+    batch no longer needs) leaves nothing behind, where an unawaited coroutine warns when collected."""
+
+    __slots__ = ("_args", "_call")
+
+    def __init__(self, call: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> None:
+        self._call = call
+        self._args = args
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._call(*self._args).__await__()
 
 
 async def eval_script(conn: MultiplexedConnection, script: AsyncScript, keys: Sequence[str],
@@ -31,15 +46,16 @@ async def eval_script(conn: MultiplexedConnection, script: AsyncScript, keys: Se
 async def send_script(conn: MultiplexedConnection, script: AsyncScript, keys: Sequence[str],
                       args: Sequence[str | int], *, retry: bool = True) -> Awaitable[Any]:
     """Write the EVALSHA; the returned awaitable reads its reply (the caller works meanwhile instead of idling
-    while the script runs)."""
+    while the script runs). ``retry=False``: a lost connection or a lost script fails the call (the script
+    loaded again first) instead of repeating it, which could run it after commands written later."""
     packed = pack(["EVALSHA", script.sha, len(keys), *keys, *args])
     try:
         futures = await conn.send(packed, 1)
     except RedisConnectionError:
         if not retry:
             raise
-        return eval_script(conn, script, keys, args, retry=False)
-    return _receive(conn, script, packed, futures, keys, args, retry)
+        return await send_script(conn, script, keys, args, retry=False)  # written now, in the caller's order
+    return Deferred(_receive, conn, script, packed, futures, keys, args, retry)
 
 
 async def _receive(conn: MultiplexedConnection, script: AsyncScript, packed: bytes,
@@ -47,7 +63,7 @@ async def _receive(conn: MultiplexedConnection, script: AsyncScript, packed: byt
                    retry: bool) -> Any:
     replies: list[Any] = []
     try:
-        await _read_replies(conn, script, [packed], futures, lambda _, reply: replies.append(reply))
+        await _read_replies(conn, script, [packed], futures, lambda _, reply: replies.append(reply), retry)
     except RedisConnectionError:
         if not retry:
             raise
@@ -66,22 +82,22 @@ async def eval_pipelined(conn: MultiplexedConnection, script: AsyncScript, calls
 async def send_pipelined(conn: MultiplexedConnection, script: AsyncScript, calls: Sequence[ScriptCall],
                          on_reply: Callable[[int, Any], None], *, retry: bool = True) -> Awaitable[None]:
     """``eval_pipelined`` in two steps: written when this returns, replies read when the awaitable is awaited
-    (commands written later on the connection run after these)."""
+    (commands written later on the connection run after these); ``retry`` as in ``send_script``."""
     packs = [pack(["EVALSHA", script.sha, len(keys), *keys, *args]) for keys, args in calls]
     try:
         futures = await conn.send(b"".join(packs), len(packs))
     except RedisConnectionError:
         if not retry:
             raise
-        return eval_pipelined(conn, script, calls, on_reply, retry=False)
-    return _receive_all(conn, script, calls, packs, futures, on_reply, retry)
+        return await send_pipelined(conn, script, calls, on_reply, retry=False)
+    return Deferred(_receive_all, conn, script, calls, packs, futures, on_reply, retry)
 
 
 async def _receive_all(conn: MultiplexedConnection, script: AsyncScript, calls: Sequence[ScriptCall],
                        packs: Sequence[bytes], futures: list[asyncio.Future[Any]],
                        on_reply: Callable[[int, Any], None], retry: bool) -> None:
     try:
-        await _read_replies(conn, script, packs, futures, on_reply)
+        await _read_replies(conn, script, packs, futures, on_reply, retry)
     except RedisConnectionError:
         if not retry:
             raise
@@ -89,10 +105,12 @@ async def _receive_all(conn: MultiplexedConnection, script: AsyncScript, calls: 
 
 
 async def _read_replies(conn: MultiplexedConnection, script: AsyncScript, packs: Sequence[bytes],
-                        futures: list[asyncio.Future[Any]], on_reply: Callable[[int, Any], None]) -> None:
+                        futures: list[asyncio.Future[Any]], on_reply: Callable[[int, Any], None],
+                        repeat: bool = True) -> None:
     """The replies of ``packs`` (already written, in order). A server that lost its scripts answers NOSCRIPT from
-    some call on: the script is loaded once and those calls written again (a second NOSCRIPT is raised). The
-    replies still owed for the failed calls arrive on their own futures, which nobody awaits."""
+    some call on: the script is loaded once and, with ``repeat``, those calls written again (a second NOSCRIPT
+    is raised); without, the NOSCRIPT is raised once the script is loaded. The replies still owed for the failed
+    calls arrive on their own futures, which nobody awaits."""
     i, reloaded = 0, False
     while i < len(packs):
         try:
@@ -104,6 +122,8 @@ async def _read_replies(conn: MultiplexedConnection, script: AsyncScript, packs:
             source = script.script if isinstance(script.script, str | bytes) else bytes(script.script)
             [loaded] = await conn.send(pack(["SCRIPT", "LOAD", source]), 1)
             await loaded
+            if not repeat:
+                raise
             futures = [*futures[:i], *await conn.send(b"".join(packs[i:]), len(packs) - i)]
             continue
         on_reply(i, reply)

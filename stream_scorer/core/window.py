@@ -45,10 +45,14 @@ def aggregate_card_window_py(history: CardWindow, ts: float, country: str | None
     kept: list[tuple[float, str, int, str]] = []
     for j in range(0, len(history), 2):
         t = history[j + 1]
-        t = t if type(t) is float else float(t)
+        if type(t) is not float:
+            if not isinstance(t, float | str) and type(t) is not int:  # as the C version: no arbitrary __float__
+                raise TypeError(f"window time must be a float, int or str, not {type(t).__name__}")
+            t = float(t)
         if low <= t < ts:
             member = history[j]
-            assert isinstance(member, str)
+            if not isinstance(member, str):
+                raise TypeError(f"window member must be str, not {type(member).__name__}")
             kept.append((t, member_id(member), j, member))
     kept.sort()  # time order, then transaction id, then position: float sums must not depend on the source's order
     n1h = n24h = small1h = 0

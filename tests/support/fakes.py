@@ -19,6 +19,8 @@ class InMemoryFeatureStore:
         self.state = InMemoryFeatureState()
         self.fail: Exception | None = None
         self.fetches = 0
+        self.retry_flags: list[tuple[str, bool]] = []
+        """(call, retry) of each send_* call."""
 
     def _check(self) -> None:
         if self.fail is not None:
@@ -34,11 +36,13 @@ class InMemoryFeatureStore:
         self.fetches += 1
         return [self.state.personalization_state(user, item) for user, item, _ in keys]
 
-    async def send_fraud_fetch(self, keys: Sequence[FraudKey]) -> Awaitable[list[FraudState]]:
+    async def send_fraud_fetch(self, keys: Sequence[FraudKey], *, retry: bool = True) -> Awaitable[list[FraudState]]:
+        self.retry_flags.append(("fetch", retry))
         return _ready(await self.fetch_fraud_states(keys))  # read now: after every update sent before
 
-    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey]
+    async def send_personalization_fetch(self, keys: Sequence[PersonalizationKey], *, retry: bool = True
                                          ) -> Awaitable[list[PersonalizationState]]:
+        self.retry_flags.append(("fetch", retry))
         return _ready(await self.fetch_personalization_states(keys))
 
     async def apply_transactions(self, updates: Sequence[TransactionUpdate]) -> int:
@@ -53,10 +57,12 @@ class InMemoryFeatureStore:
         self._check()
         return sum(self.state.apply_session_event(u) for u in updates)
 
-    async def send_transactions(self, updates: Sequence[TransactionUpdate]) -> Awaitable[int]:
+    async def send_transactions(self, updates: Sequence[TransactionUpdate], *, retry: bool = True) -> Awaitable[int]:
+        self.retry_flags.append(("update", retry))
         return _ready(await self.apply_transactions(updates))
 
-    async def send_session_events(self, updates: Sequence[SessionUpdate]) -> Awaitable[int]:
+    async def send_session_events(self, updates: Sequence[SessionUpdate], *, retry: bool = True) -> Awaitable[int]:
+        self.retry_flags.append(("update", retry))
         return _ready(await self.apply_session_events(updates))
 
     async def ping(self) -> float:

@@ -119,18 +119,32 @@ async def test_sessions_in_parts_equal_one_event_at_a_time(model_dir: Path) -> N
     assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
 
 
+async def test_the_stream_repeats_no_call_written_before_another(model_dir: Path) -> None:
+    """A repeat on a new connection could run after the next part's read, which must see this part's updates:
+    the stream fails the batch instead (the worker retries it whole). The first read and the last part's
+    updates have nothing written around them and may repeat, as a lone HTTP read."""
+    scorer, store, _ = _scorer(model_dir, part_size=5)
+    events = _identified(transaction_events(12, start=time.time() - DAY, span_sec=3600, cards=3))
+    await scorer.score_transactions(events, apply_updates=True)
+    assert store.retry_flags == [("fetch", True), ("update", False), ("fetch", False), ("update", False),
+                                 ("fetch", False), ("update", True)]
+    store.retry_flags.clear()
+    await scorer.score_transactions(events)
+    assert store.retry_flags == [("fetch", True)]
+
+
 async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir: Path) -> None:
     scorer, store, _ = _scorer(model_dir, part_size=5)
     events = _identified(transaction_events(20, start=time.time() - DAY, span_sec=3600, cards=3))
     send = store.send_transactions
     calls = 0
 
-    async def failing_second_part(updates):  # type: ignore[no-untyped-def]
+    async def failing_second_part(updates, *, retry=True):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
         if calls == 2:
             raise RedisConnectionError("connection lost")
-        return await send(updates)
+        return await send(updates, retry=retry)
 
     store.send_transactions = failing_second_part  # type: ignore[method-assign]
     with warnings.catch_warnings(record=True) as caught:

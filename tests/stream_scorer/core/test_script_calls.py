@@ -5,6 +5,8 @@ stops answering, AUTH and SELECT). The real-Redis paths are in test_feature_stor
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream_scorer.core.multiplexed import MultiplexedConnection, pack
 from stream_scorer.core.redis_client import FeatureRedis
-from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script
+from stream_scorer.core.script_calls import ScriptCall, eval_pipelined, eval_script, send_script
 
 SHA = "f" * 40
 SCRIPT = SimpleNamespace(sha=SHA, script="return 1")
@@ -329,3 +331,39 @@ async def test_the_client_opens_its_connection_with_its_own_settings_and_closes_
 def test_commands_are_packed_as_resp_with_text_as_utf8() -> None:
     assert pack(["EVALSHA", "ab", 2, "k|é", b"\x00raw"]) == (
         b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n$4\r\nk|\xc3\xa9\r\n$4\r\n\x00raw\r\n")
+
+
+async def test_without_retry_a_lost_script_is_loaded_and_the_call_fails_instead_of_repeating(
+        make_server: Callable[..., FakeServer]) -> None:
+    """A repeat would run after whatever the caller wrote since (the stream's next part's read)."""
+    server = make_server(forget_after=0)
+    server.known = False
+    conn = await _connect(server)
+    with pytest.raises(NoScriptError):
+        await _call(conn, "k", retry=False)
+    assert server.loads == 1 and server.calls == 1  # loaded for the batch's retry, not sent again
+    assert await _call(conn, "k", retry=False) == "part k"
+    conn.close()
+
+
+async def test_without_retry_a_lost_connection_fails_the_call_once_written(
+        make_server: Callable[..., FakeServer]) -> None:
+    server = make_server(drop_on=1)
+    conn = await _connect(server)
+    pending = await send_script(conn, SCRIPT, ["k"], [1], retry=False)  # type: ignore[arg-type]
+    with pytest.raises(RedisConnectionError):
+        await pending
+    assert server.calls == 1
+    assert await _call(conn, "again", retry=False) == "part again"  # the next call connects again
+    conn.close()
+
+
+async def test_a_call_never_awaited_leaves_no_coroutine_behind(server: FakeServer) -> None:
+    conn = await _connect(server)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pending = await send_script(conn, SCRIPT, ["k"], [1])  # type: ignore[arg-type]
+        del pending
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    conn.close()

@@ -7,6 +7,7 @@ import random
 import time
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from stream_scorer.core import window
@@ -42,7 +43,7 @@ def _random_window(rng: random.Random, ts: float) -> CardWindow:
         amount = rng.choice([round(rng.uniform(0, 10), 2), rng.uniform(0, 1e6), 4.999999999999999, 5.0, 0.1])
         member = card_member(rng.choice(tids), amount, rng.choice(["US", "FR", "", "DE", "ÜÜ"]),
                              rng.choice(["m1", "m2", "m10", "mé", "m|x"]))
-        flat += (member, rng.choice([repr(t), f"{t:.17g}", t]))  # Redis writes scores as %.17g
+        flat += (member, rng.choice([repr(t), f"{t:.17g}", t, np.float64(t)]))  # Redis writes scores as %.17g
     return flat
 
 
@@ -89,6 +90,10 @@ def test_the_usual_country_is_the_most_frequent_then_the_first_alphabetically() 
     ["t|not-a-number|US|m", "1.0"],
     ["t|1.0|US|m", "yesterday"],
     ["t|1.0|US|m"],
+    ["t|0x1p3|US|m", "1.0"],  # hex: strtod would read it, float() does not
+    ["t|nan(1)|US|m", "1.0"],
+    ["t|1e|US|m", "1.0"],
+    ["t|1.0|US|m", "0x1p0"],
 ])
 def test_malformed_windows_raise_value_error_in_both(history: list[str]) -> None:
     ts = 2.0
@@ -98,6 +103,20 @@ def test_malformed_windows_raise_value_error_in_both(history: list[str]) -> None
         aggregate_card_window_py(history, ts, None, *CONSTANTS)
 
 
-def test_a_member_that_is_not_text_is_a_type_error() -> None:
+@pytest.mark.parametrize("history", [[b"t|1.0|US|m", 1.0], ["t|1.0|US|m", b"1.0"], ["t|1.0|US|m", True],
+                                     ["t|1.0|US|m", None]])
+def test_values_of_other_types_are_a_type_error_in_both(history: list[object]) -> None:
     with pytest.raises(TypeError):
-        native.aggregate_card_window([b"t|1.0|US|m", 1.0], 2.0, None, *CONSTANTS)
+        native.aggregate_card_window(history, 2.0, None, *CONSTANTS)
+    with pytest.raises(TypeError):
+        aggregate_card_window_py(history, 2.0, None, *CONSTANTS)  # type: ignore[arg-type]
+
+
+def test_numbers_float_reads_and_strtod_does_not_read_alike() -> None:
+    """Text outside plain decimals goes to float() itself: underscores, spaces, long digit strings, ints."""
+    ts = 1_700_000_000.0
+    for amount_text, time_value in [("1_000.5", "1699999000.5"), (" 12.5 ", " 1699999000.25"),
+                                    ("1" * 70 + ".5", 1_699_999_000), ("inf", "1.6999990e9"),
+                                    ("-0.0", "+1699999999.999999999999999999")]:
+        flat = [f"t|{amount_text}|US|m", time_value]
+        both(flat, ts, "US")
