@@ -6,20 +6,13 @@ the whole matrix, then the decisions. The stream also applies each event's featu
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any
 
 import numpy as np
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore, trusted
 from schemas.events import SessionEvent, TransactionEvent
@@ -40,7 +33,7 @@ from stream_scorer.core.features import (
 )
 from stream_scorer.core.identified import Identified
 from stream_scorer.core.routed import Groups, contributions_routed, predict_routed, rows_of, score_shadows
-from stream_scorer.errors import FeatureStoreUnavailable
+from stream_scorer.core.store_calls import STREAM_PART_SIZE, StoreCalls, Updates
 from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.models.base import Model
 from stream_scorer.models.registry import ModelRegistry, ModelRoute
@@ -51,34 +44,16 @@ Timings = dict[str, float]
 
 FRAUD_MODEL = "fraud"
 PERSONALIZATION_MODEL = "personalization"
-_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, ResponseError)
-# Error replies that mean "Redis cannot serve right now" (memory, failover, a long script, loading, scripts lost
-# by a restart or SCRIPT FLUSH: loaded again before the error reaches here); any other error reply is a bug and is
-# raised as is.
-_OPERATIONAL_REPLIES = ("OOM", "READONLY", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "LOADING", "TRYAGAIN", "NOSCRIPT")
-
-log = logging.getLogger(__name__)
 
 
-K = TypeVar("K")
-S = TypeVar("S")
-U = TypeVar("U")
-E = TypeVar("E", TransactionEvent, SessionEvent)
-D = TypeVar("D", FraudDecision, PersonalizationDecision)
-STREAM_PART_SIZE = 100
-"""Events per part of a stream batch (see ``Scorer._score``): small enough that the worker waits for one part's
-read, not a whole batch's (~10 ms of Redis time for 500 events), large enough to keep one model call per part
-cheap per event."""
 
 
 class Scorer:
     def __init__(self, store: FeatureStore, registry: ModelRegistry, metrics: Metrics, *,
                  clock: Callable[[], float] = time.time, drift: DriftTracker | None = None,
                  part_size: int = STREAM_PART_SIZE) -> None:
-        if part_size < 1:
-            raise ValueError(f"part_size must be at least 1, not {part_size}")
         self._store = store
-        self._part_size = part_size
+        self._calls = StoreCalls(metrics, part_size=part_size)
         self._registry = registry
         self._metrics = metrics
         self._clock = clock
@@ -104,8 +79,8 @@ class Scorer:
                    degraded: bool) -> list[FraudDecision]:
             return self._fraud_decisions(part, states, route, start, timings, shadow, degraded)
 
-        return await self._score(items, FRAUD_MODEL, self._store.send_fraud_fetch, _fraud_key, FraudState, decide,
-                                 allow_degraded, _Updates(merge_card_batch, tx_update, self._store.send_transactions)
+        return await self._calls.score(items, FRAUD_MODEL, self._store.send_fraud_fetch, _fraud_key, FraudState, decide,
+                                 allow_degraded, Updates(merge_card_batch, tx_update, self._store.send_transactions)
                                  if apply_updates else None)
 
     def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
@@ -181,9 +156,9 @@ class Scorer:
                    degraded: bool) -> list[PersonalizationDecision]:
             return self._personalization_decisions(part, states, route, start, timings, shadow, degraded)
 
-        return await self._score(items, PERSONALIZATION_MODEL, self._store.send_personalization_fetch,
+        return await self._calls.score(items, PERSONALIZATION_MODEL, self._store.send_personalization_fetch,
                                  _personalization_key, PersonalizationState, decide, allow_degraded,
-                                 _Updates(merge_user_batch, session_update, self._store.send_session_events)
+                                 Updates(merge_user_batch, session_update, self._store.send_session_events)
                                  if apply_updates else None)
 
     def _personalization_decisions(self, items: Sequence[Identified[SessionEvent]],
@@ -238,7 +213,7 @@ class Scorer:
 
     async def apply_labels(self, updates: Sequence[LabelUpdate]) -> int:
         """Record fraud labels (chargebacks) in the label-based features; returns how many were new."""
-        return int(await self._apply(self._store.apply_labels, updates))
+        return int(await self._calls.apply(self._store.apply_labels, updates))
 
     # --------------------------------------------------------------------------------------------- internals
     def _route(self, name: str) -> ModelRoute:
@@ -288,142 +263,12 @@ class Scorer:
         for name, n in per_feature.items():
             m.child(m.features_missing, model, name).inc(n)
 
-    async def _score(self, items: Sequence[Identified[E]], model: str,
-                     send_fetch: Callable[..., Awaitable[Awaitable[list[S]]]],
-                     key_of: Callable[[Identified[E]], K], empty: Callable[[], S],
-                     decide: Callable[[Sequence[Identified[E]], Sequence[S], bool], list[D]], allow_degraded: bool,
-                     updates: _Updates[E, S, U] | None) -> list[D]:
-        """Read the features, decide, and with ``updates`` (the stream) record each event.
-
-        The stream's batch goes in parts of ``part_size``, pipelined on the one Redis connection: part i + 1's
-        read is written right after part i's updates, so Redis runs it after them (part i + 1 sees part i as the
-        next event would) and both run while part i is decided, instead of the worker waiting for a whole batch's
-        read. Inside a part, events of one entity see the earlier ones through ``merge``. These calls are not
-        repeated on a new connection when one is lost (a repeat could run after a later part's read): the batch
-        fails instead and the worker retries it whole (reads as of each event's time, idempotent updates). The
-        first read and the last part's updates have nothing written around them and may be repeated."""
-        if updates is None:  # HTTP: one read for the whole batch, nothing recorded
-            states, degraded = await self._fetch(await self._send_fetch(send_fetch, [key_of(i) for i in items]),
-                                                 len(items), model, allow_degraded, empty)
-            return decide(items, states, degraded)
-        size = self._part_size
-        parts = [items[i:i + size] for i in range(0, len(items), size)]
-        out: list[D] = []
-        # the first read may be repeated (the previous batch's updates are applied), the others not
-        next_read: Awaitable[list[S]] | None = await self._send_fetch(send_fetch, [key_of(i) for i in parts[0]])
-        try:
-            for n, part in enumerate(parts):
-                assert next_read is not None
-                states, degraded = await self._fetch(next_read, len(part), model, allow_degraded, empty)
-                next_read = None
-                if len(part) > 1:  # events to be recorded see the earlier ones of their part
-                    updates.merge(part, states)
-                last = n + 1 == len(parts)
-                applied = await self._send_updates(updates.send, [updates.of(i) for i in part], retry=last)
-                if not last:  # written after this part's updates: Redis runs it after them
-                    try:
-                        next_read = await self._send_fetch(send_fetch, [key_of(i) for i in parts[n + 1]],
-                                                           retry=False)
-                    except BaseException:  # cancelled: the update's reply is still read
-                        with contextlib.suppress(Exception):
-                            await applied
-                        raise
-                out += await self._decide_while_applying(partial(decide, part, states, degraded), applied)
-        finally:
-            if next_read is not None:  # a part failed: the next one's read is not wanted
-                _discard(next_read)
-        return out
-
-    async def _send_fetch(self, send: Callable[..., Awaitable[Awaitable[list[S]]]], keys: Sequence[K], *,
-                          retry: bool = True) -> Awaitable[list[S]]:
-        """The read written (or its failure, reported when awaited)."""
-        try:
-            return await send(keys, retry=retry)
-        except _STORE_ERRORS as exc:
-            return _failed(exc)
-
-    async def _fetch(self, pending: Awaitable[list[S]], n: int, model: str, allow_degraded: bool,
-                     empty: Callable[[], S]) -> tuple[list[S], bool]:
-        """The states of a read already written, or defaults (``degraded``) when allowed; the fetch histogram
-        observes how long scoring waited for them (a stream part's read ran while the previous part was scored)."""
-        waiting_since = time.perf_counter()
-        try:
-            states = await pending
-        except _STORE_ERRORS as exc:
-            _raise_if_not_operational(exc)
-            self._metrics.feature_store_errors.labels("fetch").inc()
-            self._metrics.redis_up.set(0)
-            if not allow_degraded:
-                raise FeatureStoreUnavailable(f"feature store unavailable: {exc}") from exc
-            log.warning("feature store unavailable, scoring from defaults", extra={"error": str(exc)})
-            self._metrics.degraded_decisions.labels(model).inc(n)
-            return [empty() for _ in range(n)], True
-        self._metrics.redis_up.set(1)
-        self._metrics.child(self._metrics.feature_fetch_duration, model).observe(time.perf_counter() - waiting_since)
-        return states, False
-
-    async def _apply(self, apply: Callable[[Sequence[U]], object], updates: Sequence[U]) -> Any:
-        try:
-            return await apply(updates)  # type: ignore[misc]
-        except _STORE_ERRORS as exc:
-            self._update_failed(exc)
-
-    async def _send_updates(self, send: Callable[..., Awaitable[Awaitable[int]]], updates: Sequence[U], *,
-                            retry: bool) -> Awaitable[int]:
-        try:
-            return await send(updates, retry=retry)
-        except _STORE_ERRORS as exc:
-            self._update_failed(exc)
-
-    async def _decide_while_applying(self, decide: Callable[[], list[D]], applied: Awaitable[int]) -> list[D]:
-        """``decide()`` while Redis applies the updates already sent; returns once both are done.
-
-        Reads are as of each event's time, so the part's features cannot see its own updates, and the worker
-        scores instead of idling while the script runs."""
-        try:
-            decisions = decide()
-        except BaseException:
-            with contextlib.suppress(Exception):  # read the reply (the connection goes back); the scoring
-                await applied                     # error is the one to report
-            raise
-        try:
-            await applied
-        except _STORE_ERRORS as exc:
-            self._update_failed(exc)
-        return decisions
-
-    def _update_failed(self, exc: BaseException) -> NoReturn:
-        _raise_if_not_operational(exc)
-        self._metrics.feature_store_errors.labels("update").inc()
-        raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class _Updates(Generic[E, S, U]):
-    """How the stream records a batch: merge a part's earlier events into its states, one update per event, and
-    the store's call that sends them."""
-
-    merge: Callable[[Sequence[Identified[E]], list[S]], None]
-    of: Callable[[Identified[E]], U]
-    send: Callable[..., Awaitable[Awaitable[int]]]
-
-
 def _fraud_key(i: Identified[TransactionEvent]) -> FraudKey:
     return (i.event.card_id, i.event.merchant_id, i.event.mcc_code, i.ts)
 
 
 def _personalization_key(i: Identified[SessionEvent]) -> PersonalizationKey:
     return (i.event.user_id, i.event.item_id, i.ts)
-
-
-async def _failed(exc: BaseException) -> NoReturn:
-    raise exc
-
-
-def _discard(pending: Awaitable[Any]) -> None:
-    close = getattr(pending, "close", None)  # a coroutine never awaited: closed, not warned about
-    if close is not None:
-        close()
 
 
 def _fraud_action(model: Model, score: float) -> str:
@@ -437,11 +282,6 @@ def _decile_edges(model: Model) -> list[float] | None:
 
 def _relevance_tier(model: Model, score: float) -> str:
     return d.relevance_tier(d.relevance(score, _decile_edges(model)))
-
-
-def _raise_if_not_operational(exc: BaseException) -> None:
-    if isinstance(exc, ResponseError) and not str(exc).startswith(_OPERATIONAL_REPLIES):
-        raise exc
 
 
 def _freshness(now: float, updated_at: float | None) -> float | None:

@@ -12,7 +12,8 @@ from schemas.decisions import TIMING_FIELDS
 from stream_scorer.bootstrap import MODEL_FEATURES
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
 from stream_scorer.core.identified import identify_session_event, identify_transaction
-from stream_scorer.core.scorer import STREAM_PART_SIZE, Scorer
+from stream_scorer.core.scorer import Scorer
+from stream_scorer.core.store_calls import STREAM_PART_SIZE
 from stream_scorer.errors import FeatureStoreUnavailable, ModelNotLoaded
 from stream_scorer.metrics import Metrics
 from stream_scorer.models.registry import ModelRegistry
