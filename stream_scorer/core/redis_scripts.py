@@ -39,10 +39,53 @@ local function sweep(key, upto, kinds)
 end
 """
 
+# What a batch of updates touches, written once per key at its end instead of once per event (the scripts run
+# ~3 us per redis.call): each window's and entity hash's expiry, each hash's ``_updated_at`` (``now`` is one value
+# for the whole batch), and each counter's increments summed per field, then the counter swept up to the latest
+# day any of its events allows. Equal to the per-event writes (tested), except that a counter field older than
+# the retention, added by an out-of-order event, is swept in the same batch instead of never.
+BATCH = """
+local windows, hashes, counters, counter_keys = {}, {}, {}, {}
+local function touch(window, hash)
+  windows[window] = true
+  hashes[hash] = true
+end
+local function count(key, field, upto)
+  local c = counters[key]
+  if not c then
+    c = {fields = {}, order = {}, upto = upto}
+    counters[key] = c
+    counter_keys[#counter_keys + 1] = key
+  elseif upto > c.upto then
+    c.upto = upto
+  end
+  local n = c.fields[field]
+  if n then
+    c.fields[field] = n + 1
+  else
+    c.fields[field] = 1
+    c.order[#c.order + 1] = field
+  end
+end
+local function flush(now, ttl, kinds)
+  for key in pairs(windows) do redis.call('EXPIRE', key, ttl) end
+  for key in pairs(hashes) do
+    redis.call('HSET', key, '_updated_at', now)
+    redis.call('EXPIRE', key, ttl)
+  end
+  for _, key in ipairs(counter_keys) do
+    local c = counters[key]
+    for _, field in ipairs(c.order) do redis.call('HINCRBY', key, field, c.fields[field]) end
+    sweep(key, c.upto, kinds)
+    redis.call('HSET', key, '_updated_at', now)
+  end
+end
+"""
+
 # Per transaction, KEYS: card window, card hash, merchant hash, mcc hash;
 # ARGV: now, ttl, then per transaction: member, ts, day, trim-before, last day to drop.
 # The window insert decides whether the event is new: a redelivered event changes nothing.
-APPLY_TRANSACTIONS = SWEEP + """
+APPLY_TRANSACTIONS = SWEEP + BATCH + """
 local now, ttl = ARGV[1], ARGV[2]
 local added = 0
 for i = 0, #KEYS / 4 - 1 do
@@ -50,16 +93,13 @@ for i = 0, #KEYS / 4 - 1 do
   if redis.call('ZADD', KEYS[k + 1], ARGV[a + 2], ARGV[a + 1]) == 1 then
     added = added + 1
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', '(' .. ARGV[a + 4])
-    redis.call('EXPIRE', KEYS[k + 1], ttl)
-    redis.call('HSET', KEYS[k + 2], '_updated_at', now)
-    redis.call('EXPIRE', KEYS[k + 2], ttl)
-    for j = 3, 4 do
-      redis.call('HINCRBY', KEYS[k + j], 'tx:' .. ARGV[a + 3], 1)
-      sweep(KEYS[k + j], tonumber(ARGV[a + 5]), {'tx', 'fraud'})
-      redis.call('HSET', KEYS[k + j], '_updated_at', now)
-    end
+    touch(KEYS[k + 1], KEYS[k + 2])
+    local field, upto = 'tx:' .. ARGV[a + 3], tonumber(ARGV[a + 5])
+    count(KEYS[k + 3], field, upto)
+    count(KEYS[k + 4], field, upto)
   end
 end
+flush(now, ttl, {'tx', 'fraud'})
 return added
 """
 
@@ -82,7 +122,7 @@ return added
 
 # Per session event, KEYS: user window, user hash, item hash;
 # ARGV: now, ttl, then per event: member, ts, counter field, trim-before, last day to drop.
-APPLY_SESSION_EVENTS = SWEEP + """
+APPLY_SESSION_EVENTS = SWEEP + BATCH + """
 local now, ttl = ARGV[1], ARGV[2]
 local added = 0
 for i = 0, #KEYS / 3 - 1 do
@@ -90,13 +130,10 @@ for i = 0, #KEYS / 3 - 1 do
   if redis.call('ZADD', KEYS[k + 1], ARGV[a + 2], ARGV[a + 1]) == 1 then
     added = added + 1
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', '(' .. ARGV[a + 4])
-    redis.call('EXPIRE', KEYS[k + 1], ttl)
-    redis.call('HSET', KEYS[k + 2], '_updated_at', now)
-    redis.call('EXPIRE', KEYS[k + 2], ttl)
-    redis.call('HINCRBY', KEYS[k + 3], ARGV[a + 3], 1)
-    sweep(KEYS[k + 3], tonumber(ARGV[a + 5]), {'view', 'cart', 'purchase'})
-    redis.call('HSET', KEYS[k + 3], '_updated_at', now)
+    touch(KEYS[k + 1], KEYS[k + 2])
+    count(KEYS[k + 3], ARGV[a + 3], tonumber(ARGV[a + 5]))
   end
 end
+flush(now, ttl, {'view', 'cart', 'purchase'})
 return added
 """

@@ -161,3 +161,46 @@ async def test_daily_counters_keep_only_the_retention(settings: Settings, redis_
     redis_days = sorted(int(f.split(":")[1]) for f in fields if f.startswith("tx:"))
     assert redis_days == sorted(memory.merchants["merchant_sparse"].counts["tx"])
     assert len(redis_days) < 10
+
+
+async def _stored(redis_client: aioredis.Redis) -> dict[str, object]:
+    """Every key's content and whether it expires (``_updated_at`` stamps only checked present: they are the time
+    of the write)."""
+    out: dict[str, object] = {}
+    for key in sorted(await redis_client.keys("*")):
+        expires = await redis_client.ttl(key) > 0
+        if await redis_client.type(key) == "zset":
+            out[key] = expires, await redis_client.zrange(key, 0, -1, withscores=True)
+        else:
+            fields = await redis_client.hgetall(key)
+            assert "_updated_at" in fields, key
+            out[key] = expires, {f: v for f, v in fields.items() if f != "_updated_at"}
+    return out
+
+
+@pytest.mark.parametrize("kind", ["transactions", "sessions"])
+async def test_a_batch_of_updates_stores_what_one_by_one_updates_store(settings: Settings,
+                                                                       redis_client: aioredis.Redis,
+                                                                       kind: str) -> None:
+    """The scripts write each key once per batch (summed counters, one expiry, one stamp): the stored state is the
+    one per-event calls leave, redeliveries included, over 40 days (so counters are swept mid-batch)."""
+    store = RedisFeatureStore(redis_client)
+    start = time.time() - 40 * DAY
+    if kind == "transactions":
+        updates: list = [tx_update(e) for e in transaction_events(600, start=start, span_sec=40 * DAY, cards=12,
+                                                                   merchants=5)]
+        apply = store.apply_transactions
+    else:
+        updates = [session_update(e) for e in session_events(600, start=start, span_sec=40 * DAY, users=8)]
+        apply = store.apply_session_events  # type: ignore[assignment]
+    with_redeliveries = updates[:300] + updates[250:]  # a batch overlapping the previous one
+    for u in with_redeliveries:
+        await apply([u])
+    one_by_one = await _stored(redis_client)
+    await redis_client.flushdb()
+    added = [await apply(with_redeliveries[i:i + 97]) for i in range(0, len(with_redeliveries), 97)]
+    assert sum(added) == len(updates)
+    assert await _stored(redis_client) == one_by_one
+    assert len(one_by_one) > 20
+    assert any(expires for expires, _ in one_by_one.values())  # type: ignore[misc]
+    assert any("_swept" in content for _, content in one_by_one.values())  # type: ignore[misc,operator]
