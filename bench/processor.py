@@ -35,6 +35,7 @@ from stack import stack
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.gc_tuning import tune_gc
+from stream_scorer.worker.app import use_event_loop
 from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record
 
 
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=5)
     parser.add_argument("--profile", help="write a cProfile of the timed part to this file")
     args = parser.parse_args()
+    use_event_loop(Settings().worker.event_loop)  # the worker's loop
     asyncio.run(run(args))
     return 0
 

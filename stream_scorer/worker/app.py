@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import faust
 import mode
+import mode.loop
 from faust.exceptions import NotReady
 from faust.types import Message
 from prometheus_client import CollectorRegistry
@@ -223,7 +224,15 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
 
 def run_worker(settings: Settings) -> None:
     """Run one worker process in the foreground until SIGINT/SIGTERM (graceful: in-flight batch, commit)."""
+    use_event_loop(settings.worker.event_loop)
     app, runtime = create_worker_app(settings)
     worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True, override_logging=False,
                           redirect_stdouts=False)
     worker.execute_from_commandline()
+
+
+def use_event_loop(name: str) -> None:
+    """The event loop of the loops created from now on in this process (faust's and its consumer thread's), as
+    faust's ``--loop`` option sets it."""
+    if name == "uvloop":
+        mode.loop.use("uvloop")
