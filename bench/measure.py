@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 PROFILE_PARTS = (
-    ("scoring core: feature read (one round trip per batch) + parsing", ("Scorer._fetch",)),
+    ("scoring core: feature read (one round trip per batch) + parsing", ("StoreCalls._fetch",)),
     ("scoring core: features, model, explanation, decision objects, feature update",
-     ("Scorer.score_transactions", "Scorer._decide_while_applying")),
+     ("Scorer.score_transactions", "StoreCalls.score")),
     ("worker: decode events (pydantic)", ("decode (stream_scorer/worker/decode.py)",)),
     ("worker: produce decisions + wait for acks", ("FaustProducer.send", "BatchProcessor._send_all")),
     ("worker: rest of the batch (JSON encoding, metrics)", ("BatchProcessor.",)),

@@ -17,7 +17,14 @@ import numpy as np
 from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScore, trusted
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
-from stream_scorer.core.batch_merge import merge_card_batch, merge_user_batch, session_update, tx_update
+from stream_scorer.core.batch_merge import (
+    card_reads_after,
+    merge_card_batch,
+    merge_user_batch,
+    session_update,
+    tx_update,
+    user_reads_after,
+)
 from stream_scorer.core.explain import fraud_explanation, top_factors
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.feature_store import FeatureStore, FraudKey, PersonalizationKey
@@ -79,9 +86,9 @@ class Scorer:
                    degraded: bool) -> list[FraudDecision]:
             return self._fraud_decisions(part, states, route, start, timings, shadow, degraded)
 
+        updates = Updates(merge_card_batch, tx_update, self._store.send_transactions, card_reads_after)
         return await self._calls.score(items, FRAUD_MODEL, self._store.send_fraud_fetch, _fraud_key, FraudState, decide,
-                                 allow_degraded, Updates(merge_card_batch, tx_update, self._store.send_transactions)
-                                 if apply_updates else None)
+                                       allow_degraded, updates if apply_updates else None)
 
     def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
                          route: ModelRoute, start: float, timings: Timings | None, shadow: list[ShadowScore] | None,
@@ -156,10 +163,10 @@ class Scorer:
                    degraded: bool) -> list[PersonalizationDecision]:
             return self._personalization_decisions(part, states, route, start, timings, shadow, degraded)
 
+        updates = Updates(merge_user_batch, session_update, self._store.send_session_events, user_reads_after)
         return await self._calls.score(items, PERSONALIZATION_MODEL, self._store.send_personalization_fetch,
-                                 _personalization_key, PersonalizationState, decide, allow_degraded,
-                                 Updates(merge_user_batch, session_update, self._store.send_session_events)
-                                 if apply_updates else None)
+                                       _personalization_key, PersonalizationState, decide, allow_degraded,
+                                       updates if apply_updates else None)
 
     def _personalization_decisions(self, items: Sequence[Identified[SessionEvent]],
                                    states: Sequence[PersonalizationState], route: ModelRoute, start: float,

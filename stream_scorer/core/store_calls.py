@@ -6,12 +6,10 @@ Split from :mod:`stream_scorer.core.scorer`, which decides; this module only tal
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, NoReturn, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,6 +32,7 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 S = TypeVar("S")
+T = TypeVar("T")
 U = TypeVar("U")
 E = TypeVar("E", TransactionEvent, SessionEvent)
 D = TypeVar("D", FraudDecision, PersonalizationDecision)
@@ -51,6 +50,8 @@ class Updates(Generic[E, S, U]):
     merge: Callable[[Sequence[Identified[E]], list[S]], None]
     of: Callable[[Identified[E]], U]
     send: Callable[..., Awaitable[Awaitable[int]]]
+    reads_after: Callable[[Sequence[Sequence[Identified[E]]]], list[int]]
+    """Per part, the last earlier part whose updates its read must follow, -1 for none (``batch_merge``)."""
 
 
 class StoreCalls:
@@ -69,43 +70,53 @@ class StoreCalls:
                      updates: Updates[E, S, U] | None) -> list[D]:
         """Read the features, decide, and with ``updates`` (the stream) record each event.
 
-        The stream's batch goes in parts of ``part_size``, pipelined on the one Redis connection: part i + 1's
-        read is written right after part i's updates, so Redis runs it after them (part i + 1 sees part i as the
-        next event would) and both run while part i is decided, instead of the worker waiting for a whole batch's
-        read. Inside a part, events of one entity see the earlier ones through ``merge``. These calls are not
-        repeated on a new connection when one is lost (a repeat could run after a later part's read): the batch
-        fails instead and the worker retries it whole (reads as of each event's time, idempotent updates). The
-        first read and the last part's updates have nothing written around them and may be repeated."""
+        The stream's batch goes in parts of ``part_size`` (the first ones smaller: see ``_parts``), pipelined on
+        the one Redis connection, where Redis runs the calls in the order they are written. A part's read that
+        depends on no earlier part of the batch (``updates.reads_after``: no shared card or user, counters out of
+        each other's reach) is written at the start; one that does is written right after the updates of the
+        last part it depends on, so it sees them (inside a part, events of one entity see the earlier ones
+        through ``merge``). Redis reads and applies the updates while the worker decides; the updates' replies
+        are read once every part is decided, so the worker waits for the first part's read only, unless Redis
+        is the slower. These
+        calls are not repeated on a new connection when one is lost (a repeat could run after calls written after
+        it): the batch fails instead and the worker retries it whole (reads as of each event's time, idempotent
+        updates). The first read (awaited before anything else of the batch is written) and the last part's
+        updates (nothing is written after them) may be repeated."""
         if updates is None:  # HTTP: one read for the whole batch, nothing recorded
             states, degraded = await self._fetch(await self._send_fetch(send_fetch, [key_of(i) for i in items]),
                                                  len(items), model, allow_degraded, empty)
             return decide(items, states, degraded)
-        size = self._part_size
-        parts = [items[i:i + size] for i in range(0, len(items), size)]
+        parts = _parts(items, self._part_size)
+        after = updates.reads_after(parts)
         out: list[D] = []
-        # the first read may be repeated (the previous batch's updates are applied), the others not
-        next_read: Awaitable[list[S]] | None = await self._send_fetch(send_fetch, [key_of(i) for i in parts[0]])
+        reads: dict[int, Awaitable[list[S]]] = {}
+        applied: list[Awaitable[int]] = []  # each part's updates: the replies are read once every part is decided
         try:
+            for k, part in enumerate(parts):  # only the first may be repeated: a repeat of another would follow it
+                if after[k] < 0:
+                    reads[k] = await self._send_fetch(send_fetch, [key_of(i) for i in part], retry=not reads)
             for n, part in enumerate(parts):
-                assert next_read is not None
-                states, degraded = await self._fetch(next_read, len(part), model, allow_degraded, empty)
-                next_read = None
+                states, degraded = await self._fetch(reads.pop(n), len(part), model, allow_degraded, empty)
                 if len(part) > 1:  # events to be recorded see the earlier ones of their part
                     updates.merge(part, states)
                 last = n + 1 == len(parts)
-                applied = await self._send_updates(updates.send, [updates.of(i) for i in part], retry=last)
-                if not last:  # written after this part's updates: Redis runs it after them
-                    try:
-                        next_read = await self._send_fetch(send_fetch, [key_of(i) for i in parts[n + 1]],
-                                                           retry=False)
-                    except BaseException:  # cancelled: the update's reply is still read
-                        with contextlib.suppress(Exception):
-                            await applied
-                        raise
-                out += await self._decide_while_applying(partial(decide, part, states, degraded), applied)
+                applied.append(await self._send_updates(updates.send, [updates.of(i) for i in part], retry=last))
+                for k in range(n + 1, len(parts)):  # written after this part's updates: Redis runs them after them
+                    if after[k] == n:
+                        reads[k] = await self._send_fetch(send_fetch, [key_of(i) for i in parts[k]], retry=False)
+                # reads are as of each event's time: the part's features cannot see its own updates, and the worker
+                # scores while Redis applies them (and reads the next parts) instead of idling
+                out += decide(part, states, degraded)
+            while applied:
+                try:
+                    await applied.pop(0)
+                except _STORE_ERRORS as exc:
+                    self._update_failed(exc)
         finally:
-            if next_read is not None:  # a part failed: the next one's read is not wanted
-                _discard(next_read)
+            for pending in reads.values():  # a part failed: the reads written for later parts are not wanted
+                _discard(pending)
+            for reply in applied:  # nor the replies of its updates (the batch is retried whole)
+                _discard(reply)
         return out
 
     async def _send_fetch(self, send: Callable[..., Awaitable[Awaitable[list[S]]]], keys: Sequence[K], *,
@@ -149,27 +160,22 @@ class StoreCalls:
         except _STORE_ERRORS as exc:
             self._update_failed(exc)
 
-    async def _decide_while_applying(self, decide: Callable[[], list[D]], applied: Awaitable[int]) -> list[D]:
-        """``decide()`` while Redis applies the updates already sent; returns once both are done.
-
-        Reads are as of each event's time, so the part's features cannot see its own updates, and the worker
-        scores instead of idling while the script runs."""
-        try:
-            decisions = decide()
-        except BaseException:
-            with contextlib.suppress(Exception):  # read the reply (the connection goes back); the scoring
-                await applied                     # error is the one to report
-            raise
-        try:
-            await applied
-        except _STORE_ERRORS as exc:
-            self._update_failed(exc)
-        return decisions
-
     def _update_failed(self, exc: BaseException) -> NoReturn:
         _raise_if_not_operational(exc)
         self._metrics.feature_store_errors.labels("update").inc()
         raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
+
+
+def _parts(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """``items`` in parts of ``size``, the first ones smaller (a quarter, then a half): the worker waits for the
+    first part's read with nothing to do, and decides each part while Redis reads the next."""
+    parts: list[Sequence[T]] = []
+    start, step = 0, max(1, size // 4)
+    while start < len(items):
+        parts.append(items[start:start + step])
+        start += step
+        step = min(size, step * 2)
+    return parts
 
 
 async def _failed(exc: BaseException) -> NoReturn:

@@ -38,9 +38,16 @@ def _identified(events):  # type: ignore[no-untyped-def]
     return [identify_transaction(e, "unused", 0.0) for e in events]
 
 
-@pytest.mark.parametrize("part_size", [STREAM_PART_SIZE, 7])  # one part per batch of 64, or parts of 7
-async def test_batch_path_equals_one_event_at_a_time(model_dir: Path, part_size: int) -> None:
-    events = transaction_events(300, start=time.time() - 2 * DAY, span_sec=DAY, cards=5)
+@pytest.mark.parametrize(("part_size", "cards", "span_days"), [
+    (STREAM_PART_SIZE, 5, 1),  # one part per batch of 64
+    (7, 5, 1),  # parts of 7 sharing cards: each read after the previous part's updates
+    (7, 60, 1),  # most parts share no card: their reads at the start of the batch, the others after their part's
+    (7, 60, 60),  # batches spanning ~13 days: merchant counters reach across parts, every read after the previous
+])
+async def test_batch_path_equals_one_event_at_a_time(model_dir: Path, part_size: int, cards: int,
+                                                     span_days: int) -> None:
+    events = transaction_events(300, start=time.time() - (span_days + 1) * DAY, span_sec=span_days * DAY,
+                                cards=cards)
     batch_scorer, _, _ = _scorer(model_dir, part_size=part_size)
     single_scorer, _, _ = _scorer(model_dir)
     batched = []
@@ -110,9 +117,14 @@ async def test_missing_model_is_a_retryable_error(tmp_path: Path) -> None:
         await scorer.score_transactions(_identified(transaction_events(1, start=time.time(), span_sec=1)))
 
 
-async def test_sessions_in_parts_equal_one_event_at_a_time(model_dir: Path) -> None:
+@pytest.mark.parametrize(("users", "span_sec"), [
+    (4, 3600),  # parts sharing users
+    (300, 3600),  # most parts share no user: read at the start
+    (300, 3 * DAY),  # item counters of one day reach the next day's events: read part after part
+])
+async def test_sessions_in_parts_equal_one_event_at_a_time(model_dir: Path, users: int, span_sec: float) -> None:
     events = [identify_session_event(e, "unused", 0.0)
-              for e in session_events(120, start=time.time() - DAY, span_sec=3600, users=4)]
+              for e in session_events(120, start=time.time() - 4 * DAY, span_sec=span_sec, users=users)]
     batch_scorer, _, _ = _scorer(model_dir, part_size=9)
     single_scorer, _, _ = _scorer(model_dir)
     batched = await batch_scorer.score_session_events(events, apply_updates=True)
@@ -125,13 +137,25 @@ async def test_the_stream_repeats_no_call_written_before_another(model_dir: Path
     the stream fails the batch instead (the worker retries it whole). The first read and the last part's
     updates have nothing written around them and may repeat, as a lone HTTP read."""
     scorer, store, _ = _scorer(model_dir, part_size=5)
-    events = _identified(transaction_events(12, start=time.time() - DAY, span_sec=3600, cards=3))
+    events = _identified(transaction_events(12, start=time.time() - DAY, span_sec=3600, cards=1))
     await scorer.score_transactions(events, apply_updates=True)
+    # parts of 1, 2, 4 and 5 events (the first ones smaller: the worker waits for the first read), one card
     assert store.retry_flags == [("fetch", True), ("update", False), ("fetch", False), ("update", False),
-                                 ("fetch", False), ("update", True)]
+                                 ("fetch", False), ("update", False), ("fetch", False), ("update", True)]
     store.retry_flags.clear()
     await scorer.score_transactions(events)
     assert store.retry_flags == [("fetch", True)]
+
+
+async def test_reads_of_parts_sharing_no_card_are_written_at_the_start(model_dir: Path) -> None:
+    """Redis reads them while the worker decides; only the first may be repeated on a new connection."""
+    scorer, store, _ = _scorer(model_dir, part_size=2)
+    events = _identified(transaction_events(6, start=time.time() - DAY, span_sec=3600, cards=1000, seed=3))
+    assert len({e.event.card_id for e in events}) == 6
+    await scorer.score_transactions(events, apply_updates=True)
+    # parts of 1, 2, 2 and 1 events
+    assert store.retry_flags == [("fetch", True), ("fetch", False), ("fetch", False), ("fetch", False),
+                                 ("update", False), ("update", False), ("update", False), ("update", True)]
 
 
 async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir: Path) -> None:
