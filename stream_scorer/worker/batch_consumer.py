@@ -8,16 +8,20 @@ offset tracking, acks, commits, the monitor's counters) and replaces only the dr
 fetch (up to ``batch_size``, topped up for at most ``batch_wait_sec``) go to the topic's handler as one list.
 
 Delivery is unchanged: every message is tracked before its handler runs and acked when the handler returns, and
-faust commits acked offsets; a rebalance or a shutdown waits for the batch in flight (``wait_empty``) before
+faust commits acked offsets; a rebalance or a shutdown waits for the batches in flight (``wait_empty``) before
 committing, and a handler that fails never acks (``ScoringRuntime.run_batch`` exits the process without
-committing, and the batch is redelivered). Only topics subscribed with ``batch_subscribe`` are served: faust
-agents are not (their per-message path would wait on flow control inside this loop during a rebalance).
+committing, and the batch is redelivered). The next batch starts when the handler releases the current one
+(``stream_scorer.worker.release``: its feature updates are applied, only the broker's acknowledgements are
+awaited), so that wait overlaps the next batch's scoring; at most two batches are in flight. Only topics
+subscribed with ``batch_subscribe`` are served: faust agents are not (their per-message path would wait on flow
+control inside this loop during a rebalance).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -26,6 +30,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message, TopicT
 from faust.types.transports import TransportT
 from mode import ServiceT
+
+from stream_scorer.worker.release import BATCH_RELEASE
 
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 FETCH_TIMEOUT_SEC = 1.0
@@ -51,12 +57,16 @@ class BatchApp(faust.App):
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
+    _in_flight: deque[asyncio.Future[None]]
+    """Batches handed to their handler and not finished: the last one, and one released still waiting for its
+    broker acknowledgements."""
     _carried: Sequence[tuple[TP, Any]] = ()
     """Records of the last fetch beyond ``batch_size``: the head of the next batch."""
     _carried_generation: int | None = None
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:  # the fetcher service's loop
         app = cast(BatchApp, self.app)
+        self._in_flight = getattr(self, "_in_flight", None) or deque()  # kept if faust restarts this loop
         stopped = self._stopped.is_set
         fetcher_stopped = cast(Any, fetcher)._stopped.is_set
         try:
@@ -84,13 +94,20 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 raise
 
     async def _deliver(self, handler: BatchHandler, messages: list[Message]) -> None:
-        """Run the handler on already tracked messages, then ack them."""
+        """Run the handler on already tracked messages, then ack them; return once the handler released the
+        batch (``release_batch``: the next one may start) or finished, with at most two batches in flight."""
         inbound = self.app.monitor.stream_inbound_time  # what faust's stall check reads (set by streams before)
         now = time.monotonic()
         for tp in {m.tp for m in messages}:
             inbound[tp] = now
+        released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release() -> None:
+            if not released.done():
+                released.set_result(None)
 
         async def run() -> None:
+            BATCH_RELEASE.set(release)  # this task's context only
             await handler(messages)
             on_out = self.app.sensors.on_message_out
             for message in messages:
@@ -99,7 +116,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
         # A task of its own: stopping the fetcher cancels this loop, not the batch; shutdown and rebalances wait
         # for its acks (``wait_empty``) before committing.
-        await asyncio.shield(asyncio.ensure_future(run()))
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(lambda _: release())
+        in_flight = self._in_flight
+        in_flight.append(task)
+        await asyncio.shield(released)
+        while len(in_flight) > 1 or (in_flight and in_flight[0].done()):
+            await asyncio.shield(in_flight[0])  # raises what the batch raised (the handler exits the process first)
+            in_flight.popleft()
 
     async def _fetch_batch(self, size: int, within: float) -> list[Message]:
         """Up to ``size`` records of the active partitions, in partition order (more are fetched for at most

@@ -27,6 +27,7 @@ from stream_scorer.errors import BrokerUnavailable, ScoringError
 from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.worker.dead_letters import DeadLetter, dead_letter
 from stream_scorer.worker.decode import decode
+from stream_scorer.worker.release import release_batch
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class BatchProcessor:
         self._metrics = metrics
         self._clock = clock
         self._key_warned_at: dict[str, float] = {}
+        self._sending = asyncio.Lock()
+        """Held while a batch produces and waits for its acknowledgements (a retry resends what failed before
+        the next batch sends anything, keeping each partition's order)."""
 
     async def process_transactions(self, records: Sequence[Record]) -> None:
         await self._score_batch(records, TransactionEvent, identify_transaction, self._score_tx,
@@ -125,6 +129,7 @@ class BatchProcessor:
         start = time.perf_counter()
         applied = await self._retrying(topic, lambda: self._scorer.apply_labels(updates))
         self._metrics.feature_update_duration.labels(topic).observe(time.perf_counter() - start)
+        release_batch()
         await self._send_all(topic, [], letters)
         self._metrics.stream_events.labels(topic, "applied").inc(applied)
         self._metrics.stream_events.labels(topic, "ignored").inc(len(updates) - applied)
@@ -193,6 +198,7 @@ class BatchProcessor:
                                        f"{type(error).__name__}: {error}"))
         outputs: list[Outgoing] = [(out_topic, key, to_json(decision), None) for key, decision in scored]
         outputs += [(self._out.shadow, s.event_id.encode(), to_json(s), None) for s in shadows]
+        release_batch()  # the features are updated: the next batch may be scored while the broker acknowledges
         await self._send_all(topic, outputs, letters)
         done = self._clock()
         observe_many(self._metrics.event_to_decision.labels(topic),
@@ -207,7 +213,10 @@ class BatchProcessor:
                                                    for letter in letters)]
         if not pending:
             return
+        async with self._sending:  # a released batch may still be sending: the next one's records go after its
+            await self._send_in_order(topic, pending)
 
+    async def _send_in_order(self, topic: str, pending: Sequence[Outgoing]) -> None:
         async def attempt() -> None:
             nonlocal pending
             try:

@@ -30,6 +30,7 @@ from stream_scorer.worker.processor import (
     RetryAbandoned,
     Unacknowledged,
 )
+from stream_scorer.worker.release import BATCH_RELEASE
 from tests.support.fakes import InMemoryFeatureStore
 
 
@@ -183,3 +184,53 @@ async def test_events_keyed_other_than_by_their_card_are_scored_counted_and_logg
     assert len(warnings) == 1  # once a minute per topic, not once per batch
     assert (warnings[0].partition, warnings[0].offset) == (0, 1)  # type: ignore[attr-defined]
     assert b"c2" not in repr(warnings[0].__dict__).encode()  # ids are never logged
+
+
+class SlowAckProducer(FakeProducer):
+    """Acknowledges a send only when the test says so; records the order of events."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+        self.acks: list[asyncio.Future[None]] = []
+        self.sent_again = asyncio.Event()
+
+    async def send_all(self, records: Sequence[Outgoing]) -> Awaitable[Any]:
+        self.log.append(f"send {orjson.loads(records[0][2])['transaction_id']}")
+        self.sent.extend(records)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks.append(ack)
+        if len(self.acks) > 1:
+            self.sent_again.set()
+        return ack
+
+
+async def test_a_batch_is_released_once_its_features_are_updated_and_sends_after_the_previous_batch(
+        model_dir: Path) -> None:
+    """The consumer starts the next batch at the release (the features it reads are written by then), while this
+    batch waits for the broker; the next batch's records go out only after this batch's are acknowledged."""
+    log: list[str] = []
+    producer = SlowAckProducer(log)
+    processor, _ = _processor(model_dir, producer)
+    released = [asyncio.Event(), asyncio.Event()]
+
+    async def run(n: int) -> None:
+        BATCH_RELEASE.set(lambda: (log.append(f"release {n}"), released[n].set()))
+        body = {"card_id": "card_1", "transaction_amount": 10.0 + n, "transaction_id": f"tx-{n}"}
+        await processor.process_transactions([_record(n, body)])
+        log.append(f"done {n}")
+
+    first = asyncio.create_task(run(0))
+    await asyncio.wait_for(released[0].wait(), 10)
+    second = asyncio.create_task(run(1))
+    await asyncio.wait_for(released[1].wait(), 10)  # scored with the first batch's updates applied: it sees the card's first event
+    await asyncio.sleep(0.05)
+    assert log == ["release 0", "send tx-0", "release 1"]  # the second waits for the first's acknowledgement
+    producer.acks[0].set_result(None)
+    await first
+    await asyncio.wait_for(producer.sent_again.wait(), 10)
+    producer.acks[1].set_result(None)
+    await second
+    assert log == ["release 0", "send tx-0", "release 1", "done 0", "send tx-1", "done 1"]
+    second_decision = orjson.loads(producer.sent[-1][2])
+    assert "card_tx_count_1h" not in second_decision["features_missing"]
