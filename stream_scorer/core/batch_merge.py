@@ -9,18 +9,27 @@ from typing import TypeVar
 
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core.feature_inputs import FraudState, PersonalizationState, UserEvent, day_of
-from stream_scorer.core.feature_state import NO_SESSION, SessionUpdate, TransactionUpdate
-from stream_scorer.core.features import LABEL_DELAY_DAYS
+from stream_scorer.core.feature_state import (
+    ITEM_RETENTION_DAYS,
+    NO_SESSION,
+    RISK_RETENTION_DAYS,
+    SessionUpdate,
+    TransactionUpdate,
+)
+from stream_scorer.core.features import ITEM_WINDOW_DAYS, LABEL_DELAY_DAYS, RISK_WINDOW_DAYS
 from stream_scorer.core.identified import Identified
 from stream_scorer.core.window import card_member, member_id
 
 E = TypeVar("E", TransactionEvent, SessionEvent)
 
-FRAUD_COUNTER_LAG_DAYS = LABEL_DELAY_DAYS + 1
-"""A transaction reads its merchant's and MCC's counters up to ``LABEL_DELAY_DAYS`` days before its own day: a
-day's counts reach the transactions of 8 days later at the earliest."""
-ITEM_COUNTER_LAG_DAYS = 1
-"""A session event reads its item's counters of the previous full days: a day's counts, the next day's events."""
+FRAUD_COUNTER_LAG_DAYS = min(LABEL_DELAY_DAYS + 1, RISK_RETENTION_DAYS + 1 - (LABEL_DELAY_DAYS + RISK_WINDOW_DAYS))
+"""How many days apart two transactions must be for one's update of a merchant / MCC counter to change what the
+other reads: a transaction reads the days ``[day - 35, day - 7)``, so an increment reaches the transactions 8
+days later; its update also sweeps the days before ``day - 36``, which an (out-of-order) transaction 2 days
+earlier still reads."""
+ITEM_COUNTER_LAG_DAYS = min(1, ITEM_RETENTION_DAYS + 1 - ITEM_WINDOW_DAYS)
+"""The same for items: an event reads the previous 7 full days (an increment reaches the next day's events) and
+its update sweeps the days before ``day - 8`` (read by an event 2 days earlier)."""
 
 
 def tx_update(i: Identified[TransactionEvent]) -> TransactionUpdate:
@@ -75,14 +84,35 @@ def merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[Per
             states[r].user_history = history
 
 
-def reads_after(parts: Sequence[Sequence[Identified[E]]], entity: Callable[[Identified[E]], str],
-                counter_lag_days: int) -> list[int]:
-    """For each part of a stream batch, the last earlier part whose updates its read must follow (-1: none).
+def plan_parts(items: Sequence[Identified[E]], size: int, entity: Callable[[Identified[E]], str],
+               counter_lag_days: int) -> tuple[list[Sequence[Identified[E]]], list[int]]:
+    """A stream batch in parts, and for each part the last earlier part whose updates its read must follow
+    (-1: none, the read may be written at the start of the batch).
 
-    A part's read must see the earlier parts' updates it depends on: those of the parts that share one of its
-    windows' entities (card, user), and, when the batch spans ``counter_lag_days`` days or more (one event's
-    counter update may then be read by another's features), every earlier part's. Any other read may be written
-    at the start of the batch, ahead of the updates."""
+    Parts hold ``size`` events, the first ones fewer (a quarter, then a half: the worker waits for the first
+    part's read with nothing to do), and events less than ``counter_lag_days`` days apart: a part is read before
+    its own updates, and only windows (``merge``), not counters, see the part's earlier events. A part's read
+    follows the updates of the parts sharing one of its entities (card, user), and, when the batch spans
+    ``counter_lag_days`` days or more, of every earlier part."""
+    parts: list[Sequence[Identified[E]]] = []
+    start, step = 0, max(1, size // 4)
+    low = high = 0
+    for n, item in enumerate(items):
+        day = day_of(item.ts)
+        if n == start or n - start >= step or max(high, day) - min(low, day) >= counter_lag_days:
+            if n > start:
+                parts.append(items[start:n])
+                start, step = n, min(size, step * 2)
+            low = high = day
+        else:
+            low, high = min(low, day), max(high, day)
+    if start < len(items):
+        parts.append(items[start:])
+    return parts, _reads_after(parts, entity, counter_lag_days)
+
+
+def _reads_after(parts: Sequence[Sequence[Identified[E]]], entity: Callable[[Identified[E]], str],
+                 counter_lag_days: int) -> list[int]:
     days = [day_of(i.ts) for part in parts for i in part]
     if days and max(days) - min(days) >= counter_lag_days:
         return list(range(-1, len(parts) - 1))
@@ -100,9 +130,11 @@ def reads_after(parts: Sequence[Sequence[Identified[E]]], entity: Callable[[Iden
     return out
 
 
-def card_reads_after(parts: Sequence[Sequence[Identified[TransactionEvent]]]) -> list[int]:
-    return reads_after(parts, lambda i: i.event.card_id, FRAUD_COUNTER_LAG_DAYS)
+def card_parts(items: Sequence[Identified[TransactionEvent]], size: int
+               ) -> tuple[list[Sequence[Identified[TransactionEvent]]], list[int]]:
+    return plan_parts(items, size, lambda i: i.event.card_id, FRAUD_COUNTER_LAG_DAYS)
 
 
-def user_reads_after(parts: Sequence[Sequence[Identified[SessionEvent]]]) -> list[int]:
-    return reads_after(parts, lambda i: i.event.user_id, ITEM_COUNTER_LAG_DAYS)
+def user_parts(items: Sequence[Identified[SessionEvent]], size: int
+               ) -> tuple[list[Sequence[Identified[SessionEvent]]], list[int]]:
+    return plan_parts(items, size, lambda i: i.event.user_id, ITEM_COUNTER_LAG_DAYS)

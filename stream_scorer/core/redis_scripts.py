@@ -42,8 +42,9 @@ end
 # What a batch of updates touches, written once per key at its end instead of once per event (the scripts run
 # ~3 us per redis.call): each window's and entity hash's expiry, each hash's ``_updated_at`` (``now`` is one value
 # for the whole batch), and each counter's increments summed per field, then the counter swept up to the latest
-# day any of its events allows. Equal to the per-event writes (tested), except that a counter field older than
-# the retention, added by an out-of-order event, is swept in the same batch instead of never.
+# day any of its events allows. Equal to the per-event writes (tested, with redeliveries and sweeps), except that
+# a counter field older than the retention, added by an out-of-order event, is swept in the same batch instead
+# of never.
 BATCH = """
 local windows, hashes, counters, counter_keys = {}, {}, {}, {}
 local function touch(window, hash)

@@ -18,12 +18,12 @@ from schemas.decisions import FraudDecision, PersonalizationDecision, ShadowScor
 from schemas.events import SessionEvent, TransactionEvent
 from stream_scorer.core import decisions as d
 from stream_scorer.core.batch_merge import (
-    card_reads_after,
+    card_parts,
     merge_card_batch,
     merge_user_batch,
     session_update,
     tx_update,
-    user_reads_after,
+    user_parts,
 )
 from stream_scorer.core.explain import fraud_explanation, top_factors
 from stream_scorer.core.feature_state import LabelUpdate
@@ -86,7 +86,7 @@ class Scorer:
                    degraded: bool) -> list[FraudDecision]:
             return self._fraud_decisions(part, states, route, start, timings, shadow, degraded)
 
-        updates = Updates(merge_card_batch, tx_update, self._store.send_transactions, card_reads_after)
+        updates = Updates(merge_card_batch, tx_update, self._store.send_transactions, card_parts)
         return await self._calls.score(items, FRAUD_MODEL, self._store.send_fraud_fetch, _fraud_key, FraudState, decide,
                                        allow_degraded, updates if apply_updates else None)
 
@@ -163,7 +163,7 @@ class Scorer:
                    degraded: bool) -> list[PersonalizationDecision]:
             return self._personalization_decisions(part, states, route, start, timings, shadow, degraded)
 
-        updates = Updates(merge_user_batch, session_update, self._store.send_session_events, user_reads_after)
+        updates = Updates(merge_user_batch, session_update, self._store.send_session_events, user_parts)
         return await self._calls.score(items, PERSONALIZATION_MODEL, self._store.send_personalization_fetch,
                                        _personalization_key, PersonalizationState, decide, allow_degraded,
                                        updates if apply_updates else None)

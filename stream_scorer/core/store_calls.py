@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 S = TypeVar("S")
-T = TypeVar("T")
 U = TypeVar("U")
 E = TypeVar("E", TransactionEvent, SessionEvent)
 D = TypeVar("D", FraudDecision, PersonalizationDecision)
@@ -50,8 +49,9 @@ class Updates(Generic[E, S, U]):
     merge: Callable[[Sequence[Identified[E]], list[S]], None]
     of: Callable[[Identified[E]], U]
     send: Callable[..., Awaitable[Awaitable[int]]]
-    reads_after: Callable[[Sequence[Sequence[Identified[E]]]], list[int]]
-    """Per part, the last earlier part whose updates its read must follow, -1 for none (``batch_merge``)."""
+    parts: Callable[[Sequence[Identified[E]], int], tuple[list[Sequence[Identified[E]]], list[int]]]
+    """The batch in parts of at most the given size, and per part the last earlier part whose updates its read
+    must follow, -1 for none (``batch_merge.plan_parts``)."""
 
 
 class StoreCalls:
@@ -70,24 +70,23 @@ class StoreCalls:
                      updates: Updates[E, S, U] | None) -> list[D]:
         """Read the features, decide, and with ``updates`` (the stream) record each event.
 
-        The stream's batch goes in parts of ``part_size`` (the first ones smaller: see ``_parts``), pipelined on
-        the one Redis connection, where Redis runs the calls in the order they are written. A part's read that
-        depends on no earlier part of the batch (``updates.reads_after``: no shared card or user, counters out of
-        each other's reach) is written at the start; one that does is written right after the updates of the
+        The stream's batch goes in parts of at most ``part_size`` (``updates.parts``: the first ones smaller),
+        pipelined on the one Redis connection, where Redis runs the calls in the order they are written. A part's
+        read that depends on no earlier part of the batch (no shared card or user, counters out of each other's
+        reach) is written at the start; one that does is written right after the updates of the
         last part it depends on, so it sees them (inside a part, events of one entity see the earlier ones
         through ``merge``). Redis reads and applies the updates while the worker decides; the updates' replies
         are read once every part is decided, so the worker waits for the first part's read only, unless Redis
         is the slower. These
         calls are not repeated on a new connection when one is lost (a repeat could run after calls written after
         it): the batch fails instead and the worker retries it whole (reads as of each event's time, idempotent
-        updates). The first read (awaited before anything else of the batch is written) and the last part's
-        updates (nothing is written after them) may be repeated."""
+        updates). The first read (only other reads are written before its reply comes) and the last part's updates
+        (nothing is written after them) may be repeated."""
         if updates is None:  # HTTP: one read for the whole batch, nothing recorded
             states, degraded = await self._fetch(await self._send_fetch(send_fetch, [key_of(i) for i in items]),
                                                  len(items), model, allow_degraded, empty)
             return decide(items, states, degraded)
-        parts = _parts(items, self._part_size)
-        after = updates.reads_after(parts)
+        parts, after = updates.parts(items, self._part_size)
         out: list[D] = []
         reads: dict[int, Awaitable[list[S]]] = {}
         applied: list[Awaitable[int]] = []  # each part's updates: the replies are read once every part is decided
@@ -164,18 +163,6 @@ class StoreCalls:
         _raise_if_not_operational(exc)
         self._metrics.feature_store_errors.labels("update").inc()
         raise FeatureStoreUnavailable(f"feature update failed: {exc}") from exc
-
-
-def _parts(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    """``items`` in parts of ``size``, the first ones smaller (a quarter, then a half): the worker waits for the
-    first part's read with nothing to do, and decides each part while Redis reads the next."""
-    parts: list[Sequence[T]] = []
-    start, step = 0, max(1, size // 4)
-    while start < len(items):
-        parts.append(items[start:start + step])
-        start += step
-        step = min(size, step * 2)
-    return parts
 
 
 async def _failed(exc: BaseException) -> NoReturn:

@@ -223,7 +223,7 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
 
 
 def run_worker(settings: Settings) -> None:
-    """Run one worker process in the foreground until SIGINT/SIGTERM (graceful: in-flight batch, commit)."""
+    """Run one worker process in the foreground until SIGINT/SIGTERM (graceful: the batches in flight, commit)."""
     use_event_loop(settings.worker.event_loop)
     app, runtime = create_worker_app(settings)
     worker = faust.Worker(app, runtime, loglevel=settings.log_level, quiet=True, override_logging=False,

@@ -106,9 +106,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if not released.done():
                 released.set_result(None)
 
+        in_flight = self._in_flight
+        previous = in_flight[-1] if in_flight else None
+
         async def run() -> None:
             BATCH_RELEASE.set(release)  # this task's context only
             await handler(messages)
+            if previous is not None:  # acks in batch order: a commit never passes a batch still in flight
+                await asyncio.shield(previous)
             on_out = self.app.sensors.on_message_out
             for message in messages:
                 self.ack(message)
@@ -118,7 +123,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # for its acks (``wait_empty``) before committing.
         task = asyncio.ensure_future(run())
         task.add_done_callback(lambda _: release())
-        in_flight = self._in_flight
         in_flight.append(task)
         await asyncio.shield(released)
         while len(in_flight) > 1 or (in_flight and in_flight[0].done()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
+from stream_scorer.core.feature_inputs import DailyCounts
 from stream_scorer.core.feature_state import InMemoryFeatureState, LabelUpdate, SessionUpdate, TransactionUpdate
 from stream_scorer.core.feature_store import FraudKey, PersonalizationKey
 from stream_scorer.core.features import FraudState, PersonalizationState
@@ -27,14 +28,17 @@ class InMemoryFeatureStore:
             raise self.fail
 
     async def fetch_fraud_states(self, keys: Sequence[FraudKey]) -> list[FraudState]:
+        """Copies, as Redis's replies are: later updates do not change a state already read."""
         self._check()
         self.fetches += 1
-        return [self.state.fraud_state(card, merchant, mcc) for card, merchant, mcc, _ in keys]
+        states = [self.state.fraud_state(card, merchant, mcc) for card, merchant, mcc, _ in keys]
+        return [FraudState(s.card_history, _copy(s.merchant), _copy(s.mcc), s.updated_at) for s in states]
 
     async def fetch_personalization_states(self, keys: Sequence[PersonalizationKey]) -> list[PersonalizationState]:
         self._check()
         self.fetches += 1
-        return [self.state.personalization_state(user, item) for user, item, _ in keys]
+        states = [self.state.personalization_state(user, item) for user, item, _ in keys]
+        return [PersonalizationState(s.user_history, _copy(s.item), s.updated_at) for s in states]
 
     async def send_fraud_fetch(self, keys: Sequence[FraudKey], *, retry: bool = True) -> Awaitable[list[FraudState]]:
         self.retry_flags.append(("fetch", retry))
@@ -72,3 +76,7 @@ class InMemoryFeatureStore:
 
 async def _ready(value: T) -> T:
     return value
+
+
+def _copy(counts: DailyCounts) -> DailyCounts:
+    return DailyCounts({kind: dict(per_day) for kind, per_day in counts.counts.items()})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import time
 import warnings
 from pathlib import Path
@@ -196,6 +197,26 @@ async def test_a_part_that_fails_to_score_discards_the_next_read(model_dir: Path
         gc.collect()
     assert store.fetches == 2  # the second part's read was written before the first part was scored
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_a_batch_out_of_time_order_over_days_equals_one_event_at_a_time(model_dir: Path, seed: int) -> None:
+    """A catch-up batch mixes partitions at different times. Over days, one event's counter update reaches
+    another's merchant features (a sweep of old days: 2 days earlier; an increment: 8 days later), so such a
+    batch is cut where its events are that far apart and read part after part."""
+    events = transaction_events(400, start=time.time() - 60 * DAY, span_sec=55 * DAY, cards=200, merchants=3,
+                                seed=seed)
+    rng = random.Random(seed)
+    batches = [events[i:i + 40] for i in range(0, len(events), 40)]  # ~5.5 days each, shuffled
+    for batch in batches:
+        rng.shuffle(batch)
+    batch_scorer, _, _ = _scorer(model_dir, part_size=8)
+    single_scorer, _, _ = _scorer(model_dir)
+    batched = [d for batch in batches for d in await batch_scorer.score_transactions(_identified(batch),
+                                                                                       apply_updates=True)]
+    one_by_one = [(await single_scorer.score_transactions(_identified([e]), apply_updates=True))[0]
+                  for batch in batches for e in batch]
+    assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
 
 
 async def test_a_duplicate_in_one_batch_counts_once(model_dir: Path) -> None:

@@ -223,7 +223,8 @@ async def test_a_batch_is_released_once_its_features_are_updated_and_sends_after
     first = asyncio.create_task(run(0))
     await asyncio.wait_for(released[0].wait(), 10)
     second = asyncio.create_task(run(1))
-    await asyncio.wait_for(released[1].wait(), 10)  # scored with the first batch's updates applied: it sees the card's first event
+    # the second is scored with the first batch's updates applied: it sees the card's first event (see below)
+    await asyncio.wait_for(released[1].wait(), 10)
     await asyncio.sleep(0.05)
     assert log == ["release 0", "send tx-0", "release 1"]  # the second waits for the first's acknowledgement
     producer.acks[0].set_result(None)
