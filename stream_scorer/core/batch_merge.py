@@ -96,9 +96,10 @@ def plan_parts(items: Sequence[Identified[E]], size: int, entity: Callable[[Iden
     ``counter_lag_days`` days or more, of every earlier part."""
     parts: list[Sequence[Identified[E]]] = []
     start, step = 0, max(1, size // 4)
-    low = high = 0
+    low = high = first = last = day_of(items[0].ts) if items else 0  # the part's days, the batch's
     for n, item in enumerate(items):
         day = day_of(item.ts)
+        first, last = min(first, day), max(last, day)
         if n == start or n - start >= step or max(high, day) - min(low, day) >= counter_lag_days:
             if n > start:
                 parts.append(items[start:n])
@@ -108,14 +109,12 @@ def plan_parts(items: Sequence[Identified[E]], size: int, entity: Callable[[Iden
             low, high = min(low, day), max(high, day)
     if start < len(items):
         parts.append(items[start:])
-    return parts, _reads_after(parts, entity, counter_lag_days)
+    if last - first >= counter_lag_days:
+        return parts, list(range(-1, len(parts) - 1))
+    return parts, _reads_after(parts, entity)
 
 
-def _reads_after(parts: Sequence[Sequence[Identified[E]]], entity: Callable[[Identified[E]], str],
-                 counter_lag_days: int) -> list[int]:
-    days = [day_of(i.ts) for part in parts for i in part]
-    if days and max(days) - min(days) >= counter_lag_days:
-        return list(range(-1, len(parts) - 1))
+def _reads_after(parts: Sequence[Sequence[Identified[E]]], entity: Callable[[Identified[E]], str]) -> list[int]:
     last_part: dict[str, int] = {}
     out: list[int] = []
     for k, part in enumerate(parts):

@@ -73,11 +73,10 @@ class StoreCalls:
         The stream's batch goes in parts of at most ``part_size`` (``updates.parts``: the first ones smaller),
         pipelined on the one Redis connection, where Redis runs the calls in the order they are written. A part's
         read that depends on no earlier part of the batch (no shared card or user, counters out of each other's
-        reach) is written at the start; one that does is written right after the updates of the
-        last part it depends on, so it sees them (inside a part, events of one entity see the earlier ones
-        through ``merge``). Redis reads and applies the updates while the worker decides; the updates' replies
-        are read once every part is decided, so the worker waits for the first part's read only, unless Redis
-        is the slower. These
+        reach) is written at the start; one that does is written right after the updates of the last part it
+        depends on, so it sees them (inside a part, events of one entity see the earlier ones through ``merge``).
+        Redis reads and applies the updates while the worker decides; the updates' replies are read once every
+        part is decided, so the worker waits for the first part's read only, unless Redis is the slower. These
         calls are not repeated on a new connection when one is lost (a repeat could run after calls written after
         it): the batch fails instead and the worker retries it whole (reads as of each event's time, idempotent
         updates). The first read (only other reads are written before its reply comes) and the last part's updates
