@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import faust
 import mode
-import mode.loop
 from faust.exceptions import NotReady
 from faust.types import Message
 from prometheus_client import CollectorRegistry
@@ -235,4 +234,10 @@ def use_event_loop(name: str) -> None:
     """The event loop of the loops created from now on in this process (faust's and its consumer thread's), as
     faust's ``--loop`` option sets it."""
     if name == "uvloop":
-        mode.loop.use("uvloop")
+        try:
+            import uvloop
+        except ImportError:  # not installed (uvloop has no Windows build): the standard loop works the same
+            log.warning("uvloop is not installed: the worker runs on the standard asyncio loop "
+                        "(set WORKER_EVENT_LOOP=asyncio to silence this)")
+            return
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
