@@ -35,6 +35,7 @@ from stack import stack
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import RedisSettings, Settings
 from stream_scorer.gc_tuning import tune_gc
+from stream_scorer.heap_tuning import keep_freed_heap
 from stream_scorer.worker.app import use_event_loop
 from stream_scorer.worker.processor import BatchProcessor, Outgoing, OutputTopics, Record
 
@@ -71,6 +72,7 @@ async def run(args: argparse.Namespace) -> None:
         batches = [records[i:i + args.batch] for i in range(0, len(records), args.batch)]
         await processor.process_transactions(batches[0])  # warm up (Lua scripts loaded, ONNX sessions primed)
         tune_gc(settings.gc_threshold)  # as the worker does once started (GC_THRESHOLD=0: Python's defaults)
+        keep_freed_heap(settings.heap_keep_mb)  # likewise (HEAP_KEEP_MB=0: glibc's defaults)
         redis_pid = int((await services.redis.info("server"))["process_id"])  # the stack's Redis, on this machine
         redis_before = cpu_seconds(redis_pid)
         profiler = cProfile.Profile() if args.profile else None

@@ -21,6 +21,7 @@ from stream_scorer import __version__
 from stream_scorer.bootstrap import build_services
 from stream_scorer.config import Settings, load_settings
 from stream_scorer.gc_tuning import tune_gc
+from stream_scorer.heap_tuning import keep_freed_heap
 from stream_scorer.logging import configure_logging
 from stream_scorer.metrics import Metrics
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
             app.state.services = services
             app.state.coalescers = coalescers = Coalescers.build(services)
             tune_gc(settings.gc_threshold)
+            keep_freed_heap(settings.heap_keep_mb)
             try:
                 yield
             finally:

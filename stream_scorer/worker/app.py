@@ -19,6 +19,7 @@ from stream_scorer.bootstrap import Services, build_services
 from stream_scorer.config import Settings
 from stream_scorer.errors import BrokerUnavailable
 from stream_scorer.gc_tuning import tune_gc
+from stream_scorer.heap_tuning import keep_freed_heap
 from stream_scorer.worker.batch_consumer import BatchApp
 from stream_scorer.worker.lag import ConsumerLagReporter
 from stream_scorer.worker.partitioner import partitions_for
@@ -148,6 +149,7 @@ class ScoringRuntime(mode.Service):
             await self._stack.enter_async_context(status)
         await self._stack.enter_async_context(ConsumerLagReporter(self.app, services.metrics))
         tune_gc(self.settings.gc_threshold)
+        keep_freed_heap(self.settings.heap_keep_mb)
         self._ready.set()
         log.info("worker ready", extra={"models": {n: m.version for n, m in services.models.loaded().items()}})
 
