@@ -39,14 +39,22 @@ def predict_routed(groups: Groups, x: np.ndarray) -> tuple[np.ndarray, list[Mode
     return scores, served
 
 
-def contributions_routed(groups: Groups, x: np.ndarray) -> np.ndarray:
+def explain_routed(groups: Groups, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Model]]:
+    """:func:`predict_routed` plus each row's contributions, from ``score_and_explain`` (one call per group)."""
+    n = len(x)
     if len(groups) == 1:
-        return groups[0][0].contributions(x)
-    out = np.empty(x.shape, dtype=np.float64)
+        model = groups[0][0]
+        scores, contributions = model.score_and_explain(x)
+        return scores, contributions, [model] * n
+    scores = np.empty(n, dtype=np.float64)
+    contributions = np.empty(x.shape, dtype=np.float64)
+    served: list[Model] = [groups[0][0]] * n
     for model, rows in groups:
-        index = rows_of(rows, len(x))
-        out[index] = model.contributions(x[index])
-    return out
+        index = rows_of(rows, n)
+        scores[index], contributions[index] = model.score_and_explain(x[index])
+        for r in rows or range(n):
+            served[r] = model
+    return scores, contributions, served
 
 
 def score_shadows(route: ModelRoute, x: np.ndarray, *, event_ids: Sequence[str], event_times: Sequence[datetime],

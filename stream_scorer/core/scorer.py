@@ -39,7 +39,7 @@ from stream_scorer.core.features import (
     personalization_features,
 )
 from stream_scorer.core.identified import Identified
-from stream_scorer.core.routed import Groups, contributions_routed, predict_routed, rows_of, score_shadows
+from stream_scorer.core.routed import Groups, explain_routed, predict_routed, rows_of, score_shadows
 from stream_scorer.core.store_calls import STREAM_PART_SIZE, StoreCalls, Updates
 from stream_scorer.metrics import Metrics, observe_many
 from stream_scorer.models.base import Model
@@ -47,7 +47,9 @@ from stream_scorer.models.registry import ModelRegistry, ModelRoute
 from stream_scorer.monitoring import DriftTracker
 
 Timings = dict[str, float]
-"""Milliseconds per scoring stage (``features``, ``model``, ``explain``), for ``Server-Timing``."""
+"""Milliseconds per scoring stage, for ``Server-Timing``: ``features`` (the read and the feature vectors),
+``model`` (the model call giving scores and, for fraud, contributions: one ONNX Runtime call when the model is
+fused, see ``OnnxModel``) and ``explain`` (ranking the contributions into the top risk factors)."""
 
 FRAUD_MODEL = "fraud"
 PERSONALIZATION_MODEL = "personalization"
@@ -98,12 +100,12 @@ class Scorer:
         x = np.array(rows, dtype=np.float64)
         groups = route.assign([i.event.card_id for i in items])
         t_model = time.perf_counter()
-        scores, served = predict_routed(groups, x)
+        scores, contributions, served = explain_routed(groups, x)
+        t_explain = time.perf_counter()
+        factors_of = top_factors(contributions)
+        t_done = time.perf_counter()
         if not degraded:
             self._observe_drift(FRAUD_MODEL, FRAUD_FEATURE_NAMES, groups, x, scores)
-        t_explain = time.perf_counter()
-        contributions = contributions_routed(groups, x)
-        t_done = time.perf_counter()
         m = self._metrics
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_explain - t_model) * 1000,
@@ -116,7 +118,6 @@ class Scorer:
         actions: Counter[tuple[str, str]] = Counter()
         missing_counts: Counter[tuple[str, ...]] = Counter()
         served_actions: list[str] = []
-        factors_of = top_factors(contributions)
         score_of = scores.tolist()
         model_of: dict[int, tuple[str, Mapping[str, float]]] = {}  # per served model: version, thresholds
         out = []

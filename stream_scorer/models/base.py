@@ -77,6 +77,10 @@ class Model(ABC):
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-row, per-feature contributions to the score (log-odds for trees), shape ``(rows, features)``."""
 
+    def score_and_explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` and ``contributions`` of the same rows; a model that gets both from one call overrides it."""
+        return self.predict(x), self.contributions(x)
+
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Release native resources; the default has none."""
 

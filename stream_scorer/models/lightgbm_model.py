@@ -27,6 +27,11 @@ class LightGBMModel(Model):
         # trained on float32 features (metadata ``input_dtype``): the same values the ONNX export sees
         return np.asarray(self._booster.predict(x.astype(np.float32), num_threads=1), dtype=np.float64)
 
+    @property
+    def path_explainer(self) -> PathExplainer | None:
+        """The path-attribution explainer (``EXPLAIN_METHOD=path``), which also sums each row's leaf values."""
+        return self._explainer
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         if self._explainer is not None:
             return self._explainer.contributions(x)

@@ -29,6 +29,7 @@ def load_model(folder: Path, *, expected_features: Sequence[str], use_onnx: bool
 
         model = OnnxModel(metadata, native)
         _check_parity(model, native, folder)
+        model.fuse(probe_rows(metadata))
     _smoke_test(model, folder)
     return model
 

@@ -170,7 +170,11 @@ def leaf_contributions(ens: TreeEnsemble) -> dict[int, dict[int, float]]:
 
 def contributions_onnx(ens: TreeEnsemble) -> bytes:
     """An ONNX ``TreeEnsembleRegressor`` with one target per feature whose leaves hold their path contributions:
-    ONNX Runtime then walks every tree and sums the vectors in native code (tens of microseconds per row)."""
+    ONNX Runtime then walks every tree and sums the vectors in native code (tens of microseconds per row).
+
+    One more target, the last, holds each leaf's own value: its sum over the trees is the margin without the
+    model's base score, summed in tree order as the model's ONNX export sums it. One call thus gives the score
+    and its explanation (:meth:`PathExplainer.margins_and_contributions`)."""
     from onnx import TensorProto, helper
 
     leaves = leaf_contributions(ens)
@@ -182,13 +186,13 @@ def contributions_onnx(ens: TreeEnsemble) -> bytes:
     internal = ens.feature >= 0
     target_tree, target_node, target_id, target_weight = [], [], [], []
     for leaf, vector in leaves.items():
-        for feat, weight in (vector.items() or [(0, 0.0)]):
+        for feat, weight in [*vector.items(), (ens.n_features, float(ens.expected[leaf]))]:
             target_tree.append(int(tree_of[leaf]))
             target_node.append(int(local[leaf]))
             target_id.append(int(feat))
             target_weight.append(float(weight))
     node = helper.make_node(
-        "TreeEnsembleRegressor", ["x"], ["contributions"], domain="ai.onnx.ml", n_targets=ens.n_features,
+        "TreeEnsembleRegressor", ["x"], ["contributions"], domain="ai.onnx.ml", n_targets=ens.n_features + 1,
         aggregate_function="SUM", post_transform="NONE",
         nodes_treeids=tree_of.tolist(), nodes_nodeids=local.tolist(),
         nodes_featureids=np.where(internal, ens.feature, 0).tolist(),
@@ -203,7 +207,7 @@ def contributions_onnx(ens: TreeEnsemble) -> bytes:
     graph = helper.make_graph(
         [node], "path_contributions",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, ens.n_features])],
-        [helper.make_tensor_value_info("contributions", TensorProto.FLOAT, [None, ens.n_features])])
+        [helper.make_tensor_value_info("contributions", TensorProto.FLOAT, [None, ens.n_features + 1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
     model.ir_version = 8
     return bytes(model.SerializeToString())
@@ -223,5 +227,10 @@ class PathExplainer:
                                              providers=["CPUExecutionProvider"])
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        out = self._session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]
-        return np.asarray(out, dtype=np.float64)
+        return self.margins_and_contributions(x)[1]
+
+    def margins_and_contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the sum of its leaves' values (the margin without the base score; float32 sums, as the
+        model's own ONNX export computes them) and its contributions."""
+        out = np.asarray(self._session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0], dtype=np.float64)
+        return out[:, -1], out[:, :-1]

@@ -28,6 +28,11 @@ class XGBoostModel(Model):
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._booster.inplace_predict(x, validate_features=False), dtype=np.float64)
 
+    @property
+    def path_explainer(self) -> PathExplainer | None:
+        """The path-attribution explainer (``EXPLAIN_METHOD=path``), which also sums each row's leaf values."""
+        return self._explainer
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         if self._explainer is not None:
             return self._explainer.contributions(x)

@@ -45,3 +45,14 @@ def write_xgboost_artifact(model_dir: Path, name: str, version: str = "v1", seed
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return folder
+
+
+def add_onnx_export(folder: Path, source: Path) -> None:
+    """Give ``folder``'s artifact the ONNX export (training's) of the booster in ``source``."""
+    from training.frameworks.xgboost_trainer import XGBoostModel
+
+    booster = xgb.Booster(model_file=str(source / "model.json"))
+    (folder / "model.onnx").write_bytes(XGBoostModel(booster).to_onnx(booster.num_features()))
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["onnx_file"] = "model.onnx"
+    (folder / "metadata.json").write_text(json.dumps(meta))

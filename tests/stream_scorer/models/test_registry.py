@@ -17,7 +17,7 @@ from stream_scorer.models.base import ModelLoadError
 from stream_scorer.models.registry import ModelRegistry, traffic_bucket
 from stream_scorer.models.routing import Challenger, read_routing
 from stream_scorer.models.watcher import ModelWatcher
-from tests.support.artifacts import write_xgboost_artifact
+from tests.support.artifacts import add_onnx_export, write_xgboost_artifact
 
 
 @pytest.fixture
@@ -94,23 +94,10 @@ def test_a_bad_artifact_is_refused_and_the_old_route_keeps_serving(versions_dir:
     assert "fraud" not in registry.errors
 
 
-def _with_onnx_of(folder: Path, source: Path) -> None:
-    """Give ``folder``'s artifact the ONNX export of the booster in ``source``."""
-    import xgboost as xgb
-
-    from training.frameworks.xgboost_trainer import XGBoostModel
-
-    booster = xgb.Booster(model_file=str(source / "model.json"))
-    (folder / "model.onnx").write_bytes(XGBoostModel(booster).to_onnx(booster.num_features()))
-    meta = json.loads((folder / "metadata.json").read_text())
-    meta["onnx_file"] = "model.onnx"
-    (folder / "metadata.json").write_text(json.dumps(meta))
-
-
 def test_onnx_export_is_checked_against_the_native_model(versions_dir: Path) -> None:
     fraud = versions_dir / "fraud"
-    _with_onnx_of(fraud / "v1", fraud / "v1")
-    _with_onnx_of(fraud / "v2", fraud / "v3")  # a stale export from another model
+    add_onnx_export(fraud / "v1", fraud / "v1")
+    add_onnx_export(fraud / "v2", fraud / "v3")  # a stale export from another model
     registry = ModelRegistry(versions_dir, expected_features=MODEL_FEATURES, use_onnx=True)
     assert registry.check("fraud", "v1").runtime == "onnx"
     with pytest.raises(ModelLoadError, match="ONNX export disagrees with the native model"):

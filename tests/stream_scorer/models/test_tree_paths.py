@@ -31,6 +31,9 @@ def test_xgboost_local_accuracy_and_equality_with_xgboost_saabas() -> None:
     saabas = booster.predict(xgb.DMatrix(x), pred_contribs=True, approx_contribs=True)[:, :-1]
     assert np.abs(saabas - ours).max() < 1e-5
     assert np.abs(PathExplainer(ensemble).contributions(x) - ours).max() < 1e-4
+    leaf_sums, contributions = PathExplainer(ensemble).margins_and_contributions(x)
+    assert np.array_equal(contributions, PathExplainer(ensemble).contributions(x))
+    assert np.ptp(margin - leaf_sums) < 1e-4  # the leaf sums are the margin without the base score
 
 
 def test_lightgbm_local_accuracy() -> None:
@@ -44,6 +47,8 @@ def test_lightgbm_local_accuracy() -> None:
     bias = margin - ours.sum(axis=1)
     assert np.ptp(bias) < 1e-5
     assert np.abs(PathExplainer(ensemble).contributions(x32) - ours).max() < 1e-4
+    leaf_sums, _ = PathExplainer(ensemble).margins_and_contributions(x32)
+    assert np.abs(margin - leaf_sums).max() < 1e-4  # LightGBM's leaves hold its whole raw score
 
 
 @pytest.mark.parametrize("feature", [0, 3])
