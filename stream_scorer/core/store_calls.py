@@ -43,15 +43,17 @@ cheap per event."""
 
 @dataclass(frozen=True)
 class Updates(Generic[E, S, U]):
-    """How the stream records a batch: merge a part's earlier events into its states, one update per event, and
-    the store's call that sends them."""
+    """How the stream records a batch: merge into a part's states the batch's events their read did not see, one
+    update per event, and the store's call that sends them."""
 
-    merge: Callable[[Sequence[Identified[E]], list[S]], None]
+    merge: Callable[[Sequence[Identified[E]], list[S], dict[str, list[Identified[E]]]], None]
+    """``merge(part, states, earlier)``: ``earlier`` holds the unseen events of earlier parts per entity, and
+    gets the part's (``batch_merge.merge_card_batch``)."""
     of: Callable[[Identified[E]], U]
     send: Callable[..., Awaitable[Awaitable[int]]]
-    parts: Callable[[Sequence[Identified[E]], int], tuple[list[Sequence[Identified[E]]], list[int]]]
-    """The batch in parts of at most the given size, and per part the last earlier part whose updates its read
-    must follow, -1 for none (``batch_merge.plan_parts``)."""
+    parts: Callable[[Sequence[Identified[E]], int], tuple[list[Sequence[Identified[E]]], bool]]
+    """The batch in parts of at most the given size, and whether each part's read must follow the previous
+    part's updates (``batch_merge.plan_parts``)."""
 
 
 class StoreCalls:
@@ -71,37 +73,39 @@ class StoreCalls:
         """Read the features, decide, and with ``updates`` (the stream) record each event.
 
         The stream's batch goes in parts of at most ``part_size`` (``updates.parts``: the first ones smaller),
-        pipelined on the one Redis connection, where Redis runs the calls in the order they are written. A part's
-        read that depends on no earlier part of the batch (no shared card or user, counters out of each other's
-        reach) is written at the start; one that does is written right after the updates of the last part it
-        depends on, so it sees them (inside a part, events of one entity see the earlier ones through ``merge``).
-        Redis reads and applies the updates while the worker decides; the updates' replies are read once every
-        part is decided, so the worker waits for the first part's read only, unless Redis is the slower. These
-        calls are not repeated on a new connection when one is lost (a repeat could run after calls written after
-        it): the batch fails instead and the worker retries it whole (reads as of each event's time, idempotent
-        updates). The first read (only other reads are written before its reply comes) and the last part's updates
+        pipelined on the one Redis connection, where Redis runs the calls in the order they are written. Every
+        part's read is written at the start, and each part's windows get the batch's earlier events of their card
+        or user in memory (``merge``), as they would have been read after those events' updates; a batch whose
+        events are far enough apart in time for one's update to change another's counters or window (a catch-up)
+        is read part after part instead, each read written right after the previous part's updates. Redis reads
+        and applies the updates while the worker decides; the updates' replies are read once every part is
+        decided, so the worker waits for the first part's read only, unless Redis is the slower. These calls are
+        not repeated on a new connection when one is lost (a repeat could run after calls written after it): the
+        batch fails instead and the worker retries it whole (reads as of each event's time, idempotent updates).
+        The first read (only other reads are written before its reply comes) and the last part's updates
         (nothing is written after them) may be repeated."""
         if updates is None:  # HTTP: one read for the whole batch, nothing recorded
             states, degraded = await self._fetch(await self._send_fetch(send_fetch, [key_of(i) for i in items]),
                                                  len(items), model, allow_degraded, empty)
             return decide(items, states, degraded)
-        parts, after = updates.parts(items, self._part_size)
+        parts, sequential = updates.parts(items, self._part_size)
         out: list[D] = []
         reads: dict[int, Awaitable[list[S]]] = {}
         applied: list[Awaitable[int]] = []  # each part's updates: the replies are read once every part is decided
+        earlier: dict[str, list[Identified[E]]] = {}  # the batch's events the next parts' reads do not see
         try:
-            for k, part in enumerate(parts):  # only the first may be repeated: a repeat of another would follow it
-                if after[k] < 0:
-                    reads[k] = await self._send_fetch(send_fetch, [key_of(i) for i in part], retry=not reads)
+            for k, part in enumerate(parts[:1] if sequential else parts):  # only the first may be repeated
+                reads[k] = await self._send_fetch(send_fetch, [key_of(i) for i in part], retry=not reads)
             for n, part in enumerate(parts):
                 states, degraded = await self._fetch(reads.pop(n), len(part), model, allow_degraded, empty)
-                if len(part) > 1:  # events to be recorded see the earlier ones of their part
-                    updates.merge(part, states)
+                if sequential:
+                    earlier = {}  # this part's read followed every earlier part's updates
+                updates.merge(part, states, earlier)
                 last = n + 1 == len(parts)
                 applied.append(await self._send_updates(updates.send, [updates.of(i) for i in part], retry=last))
-                for k in range(n + 1, len(parts)):  # written after this part's updates: Redis runs them after them
-                    if after[k] == n:
-                        reads[k] = await self._send_fetch(send_fetch, [key_of(i) for i in parts[k]], retry=False)
+                if sequential and not last:  # written after this part's updates: Redis runs it after them
+                    reads[n + 1] = await self._send_fetch(send_fetch, [key_of(i) for i in parts[n + 1]],
+                                                          retry=False)
                 # reads are as of each event's time: the part's features cannot see its own updates, and the worker
                 # scores while Redis applies them (and reads the next parts) instead of idling
                 out += decide(part, states, degraded)

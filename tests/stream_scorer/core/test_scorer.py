@@ -4,13 +4,16 @@ import gc
 import random
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from schemas.decisions import TIMING_FIELDS
+from schemas.events import TransactionEvent
 from stream_scorer.bootstrap import MODEL_FEATURES
+from stream_scorer.core.batch_merge import card_parts
 from stream_scorer.core.features import DAY, FRAUD_FEATURE_NAMES
 from stream_scorer.core.identified import identify_session_event, identify_transaction
 from stream_scorer.core.scorer import Scorer
@@ -41,9 +44,9 @@ def _identified(events):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(("part_size", "cards", "span_days"), [
     (STREAM_PART_SIZE, 5, 1),  # one part per batch of 64
-    (7, 5, 1),  # parts of 7 sharing cards: each read after the previous part's updates
-    (7, 60, 1),  # most parts share no card: their reads at the start of the batch, the others after their part's
-    (7, 60, 60),  # batches spanning ~13 days: merchant counters reach across parts, every read after the previous
+    (7, 5, 1),  # parts of 7 sharing cards, read at the start and merged in memory (a batch over midnight: part
+    (7, 60, 1),  # after part); most parts share no card
+    (7, 60, 60),  # batches spanning ~13 days: counters and window trims reach across parts, read part after part
 ])
 async def test_batch_path_equals_one_event_at_a_time(model_dir: Path, part_size: int, cards: int,
                                                      span_days: int) -> None:
@@ -133,35 +136,47 @@ async def test_sessions_in_parts_equal_one_event_at_a_time(model_dir: Path, user
     assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
 
 
+def _one_day_start() -> float:
+    """1 AM UTC two days ago: events over the next hours stay inside one day (their reads all at the start)."""
+    return (time.time() // DAY - 2) * DAY + 3600
+
+
 async def test_the_stream_repeats_no_call_written_before_another(model_dir: Path) -> None:
     """A repeat on a new connection could run after the next part's read, which must see this part's updates:
     the stream fails the batch instead (the worker retries it whole). The first read and the last part's
     updates have nothing written around them and may repeat, as a lone HTTP read."""
     scorer, store, _ = _scorer(model_dir, part_size=5)
-    events = _identified(transaction_events(12, start=time.time() - DAY, span_sec=3600, cards=1))
+    events = _identified(transaction_events(12, start=time.time() - 4 * DAY, span_sec=3 * DAY, cards=1))
+    parts, sequential = card_parts(events, 5)
+    assert sequential and len(parts) >= 3  # over days: each part read after the previous part's updates
     await scorer.score_transactions(events, apply_updates=True)
-    # parts of 1, 2, 4 and 5 events (the first ones smaller: the worker waits for the first read), one card
-    assert store.retry_flags == [("fetch", True), ("update", False), ("fetch", False), ("update", False),
-                                 ("fetch", False), ("update", False), ("fetch", False), ("update", True)]
+    assert store.retry_flags == [("fetch", True), *[("update", False), ("fetch", False)] * (len(parts) - 1),
+                                 ("update", True)]
     store.retry_flags.clear()
     await scorer.score_transactions(events)
     assert store.retry_flags == [("fetch", True)]
 
 
-async def test_reads_of_parts_sharing_no_card_are_written_at_the_start(model_dir: Path) -> None:
-    """Redis reads them while the worker decides; only the first may be repeated on a new connection."""
+async def test_reads_of_a_batch_within_a_day_are_written_at_the_start(model_dir: Path) -> None:
+    """Redis reads them while the worker decides, even for a card in several parts (its earlier events are
+    merged in memory); only the first may be repeated on a new connection."""
     scorer, store, _ = _scorer(model_dir, part_size=2)
-    events = _identified(transaction_events(6, start=time.time() - DAY, span_sec=3600, cards=1000, seed=3))
-    assert len({e.event.card_id for e in events}) == 6
+    events = _identified(transaction_events(6, start=_one_day_start(), span_sec=3600, cards=1, seed=3))
     await scorer.score_transactions(events, apply_updates=True)
     # parts of 1, 2, 2 and 1 events
     assert store.retry_flags == [("fetch", True), ("fetch", False), ("fetch", False), ("fetch", False),
                                  ("update", False), ("update", False), ("update", False), ("update", True)]
 
 
-async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir: Path) -> None:
+@pytest.mark.parametrize(("span_sec", "fetches"), [
+    (3600, 6),  # within a day: the six parts' reads written at the start, the five unused ones discarded
+    (3 * DAY, 2),  # over days: the third part's read is never written
+])
+async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir: Path, span_sec: float,
+                                                                        fetches: int) -> None:
     scorer, store, _ = _scorer(model_dir, part_size=5)
-    events = _identified(transaction_events(20, start=time.time() - DAY, span_sec=3600, cards=3))
+    start = _one_day_start() if span_sec < DAY else time.time() - 4 * DAY
+    events = _identified(transaction_events(20, start=start, span_sec=span_sec, cards=3))
     send = store.send_transactions
     calls = 0
 
@@ -178,13 +193,13 @@ async def test_a_failed_part_fails_the_batch_and_leaves_no_read_behind(model_dir
         with pytest.raises(FeatureStoreUnavailable):
             await scorer.score_transactions(events, apply_updates=True)
         gc.collect()
-    assert calls == 2 and store.fetches == 2  # the third part's read was never written
+    assert calls == 2 and store.fetches == fetches
     assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
 async def test_a_part_that_fails_to_score_discards_the_next_read(model_dir: Path) -> None:
     scorer, store, _ = _scorer(model_dir, part_size=5)
-    events = _identified(transaction_events(20, start=time.time() - DAY, span_sec=3600, cards=3))
+    events = _identified(transaction_events(20, start=_one_day_start(), span_sec=3600, cards=3))
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise ValueError("scoring bug")
@@ -195,7 +210,7 @@ async def test_a_part_that_fails_to_score_discards_the_next_read(model_dir: Path
         with pytest.raises(ValueError, match="scoring bug"):
             await scorer.score_transactions(events, apply_updates=True)
         gc.collect()
-    assert store.fetches == 2  # the second part's read was written before the first part was scored
+    assert store.fetches == 6  # every part's read was written before the first part was scored
     assert not [w for w in caught if "never awaited" in str(w.message)]
 
 
@@ -217,6 +232,29 @@ async def test_a_batch_out_of_time_order_over_days_equals_one_event_at_a_time(mo
     one_by_one = [(await single_scorer.score_transactions(_identified([e]), apply_updates=True))[0]
                   for batch in batches for e in batch]
     assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
+
+
+async def test_a_later_event_trimming_a_window_that_an_earlier_one_reads_is_applied_first(model_dir: Path) -> None:
+    """Out of time order in one batch: a transaction 36 hours later comes first. Its update trims its card's
+    window of members older than the retention (7 days and one), one of which the earlier transaction still
+    reads (7 days less one hour before it): one event at a time, it no longer sees it; so must the batch."""
+    day = time.time() // DAY - 3
+    t_old, t_early, t_late = (day - 7) * DAY + 2 * 3600, day * DAY + 3600, (day + 1) * DAY + 13 * 3600
+
+    def tx(ts: float, name: str) -> TransactionEvent:
+        return TransactionEvent(card_id="card_t", transaction_amount=20.0, transaction_id=name,
+                                timestamp=datetime.fromtimestamp(ts, UTC))
+
+    batch_scorer, _, _ = _scorer(model_dir)
+    single_scorer, _, _ = _scorer(model_dir)
+    for scorer in (batch_scorer, single_scorer):
+        await scorer.score_transactions(_identified([tx(t_old, "old")]), apply_updates=True)
+    late, early = tx(t_late, "late"), tx(t_early, "early")
+    batched = await batch_scorer.score_transactions(_identified([late, early]), apply_updates=True)
+    one_by_one = [(await single_scorer.score_transactions(_identified([e]), apply_updates=True))[0]
+                  for e in (late, early)]
+    assert [_without_timing(d) for d in batched] == [_without_timing(d) for d in one_by_one]
+    assert "card_tx_count_7d" in batched[1].features_missing  # "old" was trimmed before "early" read
 
 
 async def test_a_duplicate_in_one_batch_counts_once(model_dir: Path) -> None:
