@@ -120,12 +120,14 @@ def plan_parts(items: Sequence[Identified[E]], size: int, lag_days: int
                ) -> tuple[list[Sequence[Identified[E]]], bool]:
     """A stream batch in parts, and whether each part's read must follow the previous part's updates.
 
-    Parts hold ``size`` events, the first ones fewer (a quarter, then a half: the worker waits for the first
-    part's read with nothing to do). When the batch's events are less than ``lag_days`` days apart, no event's
-    update changes another's counters or trims a window member another reads: every read is written at the start
-    of the batch, and each part's windows get the batch's earlier events of their card or user in memory
-    (``merge``), as they get their own part's. Otherwise (a catch-up batch over days) parts are also cut where
-    their events are that far apart, and each part is read after the previous part's updates (``True``)."""
+    Parts hold ``size`` events, the first ones fewer (a quarter, then half as many again each time: the worker
+    waits for the first part's read with nothing to do, and Redis should read a part in less time than the
+    worker decides the previous one, at ~25 us per card against ~50 us per event). When the batch's events are
+    less than ``lag_days`` days apart, no event's update changes another's counters or trims a window member
+    another reads: every read is written at the start of the batch, and each part's windows get the batch's
+    earlier events of their card or user in memory (``merge``), as they get their own part's. Otherwise (a
+    catch-up batch over days) parts are also cut where their events are that far apart, and each part is read
+    after the previous part's updates (``True``)."""
     parts: list[Sequence[Identified[E]]] = []
     start, step = 0, max(1, size // 4)
     low = high = first = last = day_of(items[0].ts) if items else 0  # the part's days, the batch's
@@ -135,7 +137,7 @@ def plan_parts(items: Sequence[Identified[E]], size: int, lag_days: int
         if n == start or n - start >= step or max(high, day) - min(low, day) >= lag_days:
             if n > start:
                 parts.append(items[start:n])
-                start, step = n, min(size, step * 2)
+                start, step = n, min(size, max(step + 1, step * 3 // 2))
             low = high = day
         else:
             low, high = min(low, day), max(high, day)

@@ -29,10 +29,10 @@ def _plan(cards: str, size: int, days: list[int] | None = None) -> tuple[list[st
     return ["".join(i.event.card_id for i in part) for part in parts], sequential
 
 
-def test_parts_grow_to_the_size_and_are_all_read_at_the_start() -> None:
-    assert _plan("abcdefghijklmnopqrstu", 8) == (["ab", "cdef", "ghijklmn", "opqrstu"], False)
+def test_parts_grow_by_half_to_the_size_and_are_all_read_at_the_start() -> None:
+    assert _plan("abcdefghijklmnopqrstu", 8) == (["ab", "cde", "fghi", "jklmno", "pqrstu"], False)
     # cards shared across parts change nothing: their earlier events are merged in memory
-    assert _plan("aabcaxydefgb", 4) == (["a", "ab", "caxy", "defg", "b"], False)
+    assert _plan("aabcaxydefgb", 4) == (["a", "ab", "cax", "ydef", "gb"], False)
 
 
 def test_a_batch_over_days_is_cut_and_read_part_after_part() -> None:
