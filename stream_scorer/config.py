@@ -131,7 +131,9 @@ class Settings(_Group):
     """Root of the versioned model artifacts (``<model>/<version>/``)."""
     use_onnx: bool = True
     """Score with ONNX Runtime (the fastest path: ~20 us per row against ~350 us for XGBoost's own single-row
-    predict; training checks that both agree within 1e-5). ``false`` scores with the native framework. An
+    predict; training checks that both agree within 1e-5). With ``EXPLAIN_METHOD=path``, a fraud model's score
+    and explanation then come from one ONNX Runtime call when, at load, that call's leaf sums give the native
+    model's raw scores on probe rows within 1e-4 (``OnnxModel.fuse``). ``false`` scores with the native framework. An
     artifact without an ONNX file is served natively either way."""
     explain_method: Literal["path", "treeshap"] = "path"
     """How ``top_risk_factors`` are computed for tree models: ``path`` (decision-path attribution in ONNX
@@ -155,11 +157,12 @@ class Settings(_Group):
     (``gc.freeze``, again after each model swap) so that full collections skip them. Scoring allocates a few
     objects per feature and decision and makes almost no cycles: with the defaults the collector took ~30% of
     the worker's CPU. 0 keeps Python's defaults."""
-    heap_keep_mb: int = Field(default=64, ge=0)
-    """Megabytes of freed memory glibc's allocator keeps in the worker and API processes instead of returning it
-    to the kernel (and blocks under 16 MiB served from its heap): each batch allocates about what the previous
-    one freed, and returned memory is faulted in again (~1.9 page faults per ``/score/batch`` row). 0 keeps
-    glibc's defaults; other C libraries are left alone."""
+    heap_keep_mb: int = Field(default=64, ge=0, le=2047)
+    """glibc's trim threshold in the worker and API processes, in megabytes: free memory at the top of the heap
+    goes back to the kernel only beyond it (and blocks under 16 MiB come from the heap, not their own ``mmap``).
+    Each batch allocates about what the previous one freed, and returned memory is faulted in again (~1.9 page
+    faults per ``/score/batch`` row with glibc's defaults). It overrides ``MALLOC_TRIM_THRESHOLD_`` and
+    ``MALLOC_MMAP_THRESHOLD_``. 0 keeps glibc's defaults; other C libraries are left alone."""
     log_level: LogLevel = "INFO"
     redis: RedisSettings = Field(default_factory=RedisSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -33,8 +33,10 @@ class Metrics:
         self.feature_fetch_duration = Histogram("feature_fetch_duration_seconds", "Feature store read latency "
                                                 "(one round trip per request or batch).", ["model"],
                                                 buckets=_FAST_BUCKETS, registry=r)
-        self.model_inference_duration = Histogram("model_inference_duration_seconds", "Model call latency.",
-                                                  ["model", "stage"], buckets=_FAST_BUCKETS, registry=r)
+        self.model_inference_duration = Histogram(
+            "model_inference_duration_seconds", "Model call latency by stage: predict (the model call giving the "
+            "scores and, for fraud, their contributions), explain (fraud: ranking the contributions into the top "
+            "risk factors).", ["model", "stage"], buckets=_FAST_BUCKETS, registry=r)
         self.prediction_scores = Histogram("prediction_scores", "Distribution of prediction scores.",
                                            ["model", "version"], buckets=_SCORE_BUCKETS, registry=r)
         self.decisions = Counter("scoring_decisions_total", "Decisions by model, serving version and action "

@@ -81,6 +81,7 @@ def settings(services: ServiceAddresses, topics: TopicSettings, model_dir: Path,
     return Settings(
         model_dir=model_dir,
         gc_threshold=0,  # an API or worker run inside the test process must not retune pytest's collector
+        heap_keep_mb=0,  # nor its allocator
         redis=RedisSettings(host=services.redis_host, port=services.redis_port, db=TEST_REDIS_DB),
         kafka=KafkaSettings(bootstrap_servers=services.kafka_bootstrap),
         topics=topics,

@@ -40,7 +40,7 @@ def predict_routed(groups: Groups, x: np.ndarray) -> tuple[np.ndarray, list[Mode
 
 
 def explain_routed(groups: Groups, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Model]]:
-    """:func:`predict_routed` plus each row's contributions, from ``score_and_explain`` (one call per group)."""
+    """:func:`predict_routed` plus each row's contributions, from each group's ``score_and_explain``."""
     n = len(x)
     if len(groups) == 1:
         model = groups[0][0]

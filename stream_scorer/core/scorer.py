@@ -179,9 +179,9 @@ class Scorer:
         groups = route.assign([i.event.user_id for i in items])
         t_model = time.perf_counter()
         scores, served = predict_routed(groups, x)
+        t_done = time.perf_counter()
         if not degraded:
             self._observe_drift(PERSONALIZATION_MODEL, PERSONALIZATION_FEATURE_NAMES, groups, x, scores)
-        t_done = time.perf_counter()
         if timings is not None:
             timings.update(features=(t_model - start) * 1000, model=(t_done - t_model) * 1000)
         m = self._metrics

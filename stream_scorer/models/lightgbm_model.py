@@ -32,6 +32,11 @@ class LightGBMModel(Model):
         """The path-attribution explainer (``EXPLAIN_METHOD=path``), which also sums each row's leaf values."""
         return self._explainer
 
+    def margins(self, x: np.ndarray) -> np.ndarray:
+        """The raw scores whose logistic ``predict`` returns (binary objective)."""
+        return np.asarray(self._booster.predict(x.astype(np.float32), raw_score=True, num_threads=1),
+                          dtype=np.float64)
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         if self._explainer is not None:
             return self._explainer.contributions(x)

@@ -230,7 +230,7 @@ class PathExplainer:
         return self.margins_and_contributions(x)[1]
 
     def margins_and_contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the sum of its leaves' values (the margin without the base score; float32 sums, as the
-        model's own ONNX export computes them) and its contributions."""
+        """Per row, the sum of its leaves' values (float32 sums, in tree order, as the model's ONNX export sums
+        them: XGBoost's margin without its base score, LightGBM's whole raw score) and its contributions."""
         out = np.asarray(self._session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0], dtype=np.float64)
         return out[:, -1], out[:, :-1]

@@ -33,6 +33,11 @@ class XGBoostModel(Model):
         """The path-attribution explainer (``EXPLAIN_METHOD=path``), which also sums each row's leaf values."""
         return self._explainer
 
+    def margins(self, x: np.ndarray) -> np.ndarray:
+        """The raw scores (log-odds) whose logistic ``predict`` returns."""
+        return np.asarray(self._booster.inplace_predict(x, predict_type="margin", validate_features=False),
+                          dtype=np.float64)
+
     def contributions(self, x: np.ndarray) -> np.ndarray:
         if self._explainer is not None:
             return self._explainer.contributions(x)

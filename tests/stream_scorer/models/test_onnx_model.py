@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES
-from stream_scorer.models.loader import load_model
-from stream_scorer.models.onnx_model import FUSED_TOLERANCE, OnnxModel
+from stream_scorer.models.loader import load_model, probe_rows
+from stream_scorer.models.onnx_model import OnnxModel
 from stream_scorer.models.xgboost_model import XGBoostModel
 from tests.support.artifacts import add_onnx_export, write_xgboost_artifact
 
@@ -30,7 +30,7 @@ def test_the_fused_call_gives_the_exports_scores_and_the_explainers_contribution
     assert isinstance(model, OnnxModel) and model.fused
     x = _rows()
     scores, contributions = model.score_and_explain(x)
-    assert np.abs(scores - model.predict(x)).max() <= FUSED_TOLERANCE
+    assert np.abs(scores - model.predict(x)).max() <= 1e-6  # the export's own float32 rounding
     assert np.array_equal(contributions, model.contributions(x))
     assert scores.shape == (len(x),) and contributions.shape == x.shape
     # a batch's rows are scored as they would be alone
@@ -47,10 +47,19 @@ def test_treeshap_explanations_keep_two_calls(fraud: Path) -> None:
     assert np.array_equal(contributions, model.contributions(x))
 
 
-def test_an_explainer_of_another_model_is_not_fused(tmp_path: Path, fraud: Path) -> None:
-    other = write_xgboost_artifact(tmp_path, "fraud", "v2", seed=7)
-    native = load_model(other, expected_features=FRAUD_FEATURE_NAMES)
-    assert isinstance(native, XGBoostModel)
-    model = OnnxModel(load_model(fraud, expected_features=FRAUD_FEATURE_NAMES).metadata, native)
-    assert not model.fuse(_rows(200))
+def test_an_explainer_that_does_not_sum_to_the_models_scores_is_not_fused(tmp_path: Path, fraud: Path) -> None:
+    native = load_model(fraud, expected_features=FRAUD_FEATURE_NAMES)
+    other = load_model(write_xgboost_artifact(tmp_path, "fraud", "v2", seed=7), expected_features=FRAUD_FEATURE_NAMES)
+    assert isinstance(native, XGBoostModel) and isinstance(other, XGBoostModel)
+    native._explainer = other.path_explainer
+    model = OnnxModel(native.metadata, native)
+    assert not model.fuse(probe_rows(native.metadata))
     assert not model.fused
+
+
+def test_a_model_whose_probability_is_not_the_logistic_of_its_margin_is_not_fused(fraud: Path) -> None:
+    native = load_model(fraud, expected_features=FRAUD_FEATURE_NAMES)
+    assert isinstance(native, XGBoostModel)
+    native._booster.set_param({"objective": "binary:logitraw"})  # predict now returns the raw margin
+    model = OnnxModel(native.metadata, native)
+    assert not model.fuse(probe_rows(native.metadata))

@@ -131,7 +131,7 @@ async def test_a_batch_not_acknowledged_names_what_to_send_again_in_its_partitio
 async def test_a_full_batch_of_decisions_for_one_partition_fits_one_producer_batch(tmp_path: Path) -> None:
     """A second aiokafka batch for a partition waits until the first is on the wire (a broker round trip the
     worker idles through): the worker's producer takes a whole input batch of one partition's decisions at once."""
-    settings = Settings(model_dir=tmp_path, gc_threshold=0)
+    settings = Settings(model_dir=tmp_path, gc_threshold=0, heap_keep_mb=0)
     app, _ = create_worker_app(settings)
     conf = app.conf
     assert conf.producer_max_batch_size <= conf.producer_max_request_size
