@@ -4,7 +4,7 @@ the same batch, the earlier ones of the batch in their history (the batch path s
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 from schemas.events import SessionEvent, TransactionEvent
@@ -62,11 +62,20 @@ Earlier = dict[str, list[Identified[E]]]
 """A batch's events, per card or user, that the read of the part being merged did not see (see ``plan_parts``)."""
 
 
-def _rows_by(entities: Sequence[str]) -> dict[str, list[int]]:
+def _unseen(items: Sequence[Identified[E]], entities: Sequence[str], earlier: Earlier[E]
+            ) -> Iterator[tuple[list[int], list[Identified[E]]]]:
+    """Per card (user) of a part whose read misses some of its batch events: the card's rows in the part, and
+    the batch's events of it so far, ``earlier`` ones then the part's own. Every card's events of the part are
+    then added to ``earlier``."""
     rows_of: dict[str, list[int]] = defaultdict(list)
     for row, entity in enumerate(entities):
         rows_of[entity].append(row)
-    return rows_of
+    for entity, rows in rows_of.items():
+        mine: list[Identified[E]] = [items[r] for r in rows]
+        before: list[Identified[E]] = earlier.setdefault(entity, [])
+        if before or len(rows) > 1:
+            yield rows, before + mine
+        before.extend(mine)
 
 
 def merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list[FraudState],
@@ -74,38 +83,25 @@ def merge_card_batch(items: Sequence[Identified[TransactionEvent]], states: list
     """Each row's window plus the batch's other events of its card that its read did not see: ``earlier`` ones
     and the part's own (once per transaction id), built once per card; the feature functions keep, per event,
     only what precedes it. Then the part's events are added to ``earlier``."""
-    rows_of = _rows_by([i.event.card_id for i in items])
-    for card, rows in rows_of.items():
-        before = earlier.get(card)
-        if before is None and len(rows) == 1:
-            earlier[card] = [items[rows[0]]]
-            continue
+    for rows, events in _unseen(items, [i.event.card_id for i in items], earlier):
         stored = states[rows[0]].card_history
         window = list(stored)
         known = {member_id(member) for member in stored[::2] if isinstance(member, str)}
-        mine = [items[r] for r in rows]
-        for i in [*(before or ()), *mine]:
+        for i in events:
             if i.event_id not in known:
                 known.add(i.event_id)
                 e = i.event
                 window += (card_member(i.event_id, e.transaction_amount, e.country_code, e.merchant_id), i.ts)
         for r in rows:
             states[r].card_history = window
-        earlier.setdefault(card, []).extend(mine)
 
 
 def merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[PersonalizationState],
                      earlier: Earlier[SessionEvent]) -> None:
     """Like ``merge_card_batch``, for the users' windows."""
-    rows_of = _rows_by([i.event.user_id for i in items])
-    for user, rows in rows_of.items():
-        before = earlier.get(user)
-        if before is None and len(rows) == 1:
-            earlier[user] = [items[rows[0]]]
-            continue
+    for rows, events in _unseen(items, [i.event.user_id for i in items], earlier):
         merged = {e.event_id: e for e in states[rows[0]].user_history}
-        mine = [items[r] for r in rows]
-        for i in [*(before or ()), *mine]:
+        for i in events:
             if i.event_id not in merged:
                 e = i.event
                 merged[i.event_id] = UserEvent(i.event_id, i.ts, e.event_type, e.item_category, e.item_price,
@@ -113,7 +109,6 @@ def merge_user_batch(items: Sequence[Identified[SessionEvent]], states: list[Per
         history = list(merged.values())
         for r in rows:
             states[r].user_history = history
-        earlier.setdefault(user, []).extend(mine)
 
 
 def plan_parts(items: Sequence[Identified[E]], size: int, lag_days: int
