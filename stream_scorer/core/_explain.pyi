@@ -1,0 +1,3 @@
+from collections.abc import Sequence
+
+def reasons(values: Sequence[float], factors: list[int], table: tuple[tuple[str, int, str, str], ...], /) -> str: ...
