@@ -7,7 +7,7 @@ setup(ext_modules=[
     # definition (~10x slower per card window; `stream-scorer` logs which one runs)
     Extension("stream_scorer.core._window", ["stream_scorer/core/_window.c"], optional=True,
               extra_compile_args=["-O2"]),
-    # the same for the explanations' float formatting (stream_scorer.core.explain.reasons)
-    Extension("stream_scorer.core._explain", ["stream_scorer/core/_explain.c"], optional=True,
+    # the same for the fraud decisions (stream_scorer.core.fraud_decisions)
+    Extension("stream_scorer.core._decide", ["stream_scorer/core/_decide.c"], optional=True,
               extra_compile_args=["-O2"]),
 ])

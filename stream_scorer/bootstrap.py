@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from stream_scorer.config import Settings
-from stream_scorer.core.explain import NATIVE as NATIVE_EXPLAIN
 from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_store import RedisFeatureStore
 from stream_scorer.core.features import FRAUD_FEATURE_NAMES, NOT_DRIFT_MONITORED, PERSONALIZATION_FEATURE_NAMES
+from stream_scorer.core.fraud_decisions import NATIVE as NATIVE_DECISIONS
 from stream_scorer.core.redis_client import create_redis
 from stream_scorer.core.scorer import FRAUD_MODEL, PERSONALIZATION_MODEL, Scorer
 from stream_scorer.core.window import NATIVE as NATIVE_WINDOW
@@ -66,9 +66,9 @@ async def build_services(settings: Settings, *, registry: CollectorRegistry | No
     if not NATIVE_WINDOW:
         log.warning("the C extension stream_scorer.core._window is not built (no C compiler at install?): card "
                     "windows are aggregated in Python, same results, ~10 us more per transaction")
-    if not NATIVE_EXPLAIN:
-        log.warning("the C extension stream_scorer.core._explain is not built (no C compiler at install?): "
-                    "explanations are formatted in Python, same text, ~3 us more per transaction")
+    if not NATIVE_DECISIONS:
+        log.warning("the C extension stream_scorer.core._decide is not built (no C compiler at install?): "
+                    "fraud decisions are built in Python, same decisions, ~10 us more per transaction")
     redis = create_redis(settings.redis)
     try:
         metrics = metrics if metrics is not None else Metrics(registry)

@@ -26,10 +26,19 @@ def decision_id(event_id: str, model_name: str, model_version: str) -> str:
 
 
 def fraud_action(score: float, thresholds: Mapping[str, float]) -> tuple[RiskLevel, RecommendedAction]:
+    return action_for(score, *thresholds_of(thresholds))
+
+
+def thresholds_of(thresholds: Mapping[str, float]) -> tuple[float, float]:
+    """A model's decline and review thresholds (from its metadata), with the defaults."""
+    return float(thresholds.get("decline", DEFAULT_DECLINE)), float(thresholds.get("review", DEFAULT_REVIEW))
+
+
+def action_for(score: float, decline: float, review: float) -> tuple[RiskLevel, RecommendedAction]:
     """``decline``/high at or above the decline threshold, ``review``/medium at or above review, else approve."""
-    if score >= thresholds.get("decline", DEFAULT_DECLINE):
+    if score >= decline:
         return "high", "decline"
-    if score >= thresholds.get("review", DEFAULT_REVIEW):
+    if score >= review:
         return "medium", "review"
     return "low", "approve"
 

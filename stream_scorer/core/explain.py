@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import ModuleType
 
 import numpy as np
 
@@ -77,27 +76,13 @@ def describe(name: str, value: float) -> str:
     return before if spec is None else f"{before}{format(value, spec)}{after}"
 
 
-def reasons(names: Sequence[str], values: Sequence[float], factors: Sequence[int]) -> str:
-    """The factors described, joined: ``describe`` of each, in C when the extension is built (equal, tested)."""
-    if _native is None:
-        return reasons_py(names, values, factors)
-    table = _TABLES.get(id(names))
-    if table is None or table[0] is not names:
-        table = _TABLES[id(names)] = (names, phrase_table(names))
-    return _native.reasons(values, factors if type(factors) is list else list(factors), table[1])
-
-
-def reasons_py(names: Sequence[str], values: Sequence[float], factors: Sequence[int]) -> str:
-    return "; ".join(describe(names[i], float(values[i])) for i in factors)
-
-
 _SPEC_CODES: dict[str | None, int] = {None: 0, ".0f": 1, ".1f": 2, ",.2f": 3, ",.0f": 4, ".1%": 5}
-"""The format specs ``_explain.c`` writes itself; any other is formatted by Python."""
+"""The format specs ``_decide.c`` writes itself; any other is formatted by Python."""
 _PYTHON_SPEC = 6
 
 
 def phrase_table(names: Sequence[str]) -> tuple[tuple[str, int, str, str], ...]:
-    """Per feature, what ``_explain.reasons`` writes: ``(before, spec code, spec, after)`` (see ``describe``)."""
+    """Per feature, what ``_decide.c`` writes for it: ``(before, spec code, spec, after)`` (see ``describe``)."""
     table = []
     for name in names:
         compiled = _COMPILED.get(name)
@@ -109,26 +94,14 @@ def phrase_table(names: Sequence[str]) -> tuple[tuple[str, int, str, str], ...]:
     return tuple(table)
 
 
-_TABLES: dict[int, tuple[Sequence[str], tuple[tuple[str, int, str, str], ...]]] = {}
-"""Phrase tables per feature-name sequence (by identity: the names are module constants)."""
-
-
 def fraud_explanation(risk_level: str, score: float, names: Sequence[str], values: Sequence[float],
                       factors: Sequence[int]) -> str:
     if not factors:
         if risk_level == "low":
             return "Transaction appears legitimate with low risk indicators."
         return f"{risk_level.capitalize()} risk (score {score:.2f}) without a single dominant factor."
-    because = reasons(names, values, factors)
+    reasons = "; ".join(describe(names[i], float(values[i])) for i in factors)
     if risk_level == "low":
         return f"Transaction appears legitimate with low risk indicators (score {score:.2f}); " \
-               f"strongest signals: {because}."
-    return f"{risk_level.capitalize()} risk (score {score:.2f}): {because}."
-
-
-_native: ModuleType | None
-try:
-    from stream_scorer.core import _explain as _native
-except ImportError:  # not built (no C compiler at install): Python formats the floats, ~1 us each
-    _native = None
-NATIVE = _native is not None
+               f"strongest signals: {reasons}."
+    return f"{risk_level.capitalize()} risk (score {score:.2f}): {reasons}."

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from stream_scorer.core.batch_merge import (
     tx_update,
     user_parts,
 )
-from stream_scorer.core.explain import fraud_explanation, top_factors
+from stream_scorer.core.explain import top_factors
 from stream_scorer.core.feature_state import LabelUpdate
 from stream_scorer.core.feature_store import FeatureStore, FraudKey, PersonalizationKey
 from stream_scorer.core.features import (
@@ -38,6 +38,7 @@ from stream_scorer.core.features import (
     missing_personalization_features,
     personalization_features,
 )
+from stream_scorer.core.fraud_decisions import fraud_decisions
 from stream_scorer.core.identified import Identified
 from stream_scorer.core.routed import Groups, explain_routed, predict_routed, rows_of, score_shadows
 from stream_scorer.core.store_calls import STREAM_PART_SIZE, StoreCalls, Updates
@@ -115,37 +116,20 @@ class Scorer:
         now = self._clock()
         scored_at = datetime.fromtimestamp(now, UTC)
         latency_ms = round((time.perf_counter() - start) * 1000, 3)
-        actions: Counter[tuple[str, str]] = Counter()
-        missing_counts: Counter[tuple[str, ...]] = Counter()
-        served_actions: list[str] = []
-        score_of = scores.tolist()
-        model_of: dict[int, tuple[str, Mapping[str, float]]] = {}  # per served model: version, thresholds
-        out = []
-        for row, (item, state) in enumerate(zip(items, states, strict=True)):
-            model = served[row]
-            known = model_of.get(id(model))
-            if known is None:
-                known = model_of[id(model)] = (model.version, model.metadata.thresholds)
-            version, thresholds = known
-            score = round(score_of[row], 6)  # the action follows the score the decision shows
-            risk, action = d.fraud_action(score, thresholds)
-            factors = factors_of[row]
-            values = rows[row]
-            missing = [] if degraded else missing_fraud_features(item.ts, state, values)
-            out.append(trusted(FraudDecision, {
-                "fraud_score": score, "risk_level": risk, "confidence": d.confidence(score),
-                "recommended_action": action,
-                "explanation": fraud_explanation(risk, score, FRAUD_FEATURE_NAMES, values, factors),
-                "top_risk_factors": [FRAUD_FEATURE_NAMES[j] for j in factors],
-                "features_used": len(FRAUD_FEATURE_NAMES), "latency_ms": latency_ms, "model_version": version,
-                "feature_freshness_sec": _freshness(now, state.updated_at), "transaction_id": item.event_id,
-                "decision_id": d.decision_id(item.event_id, FRAUD_MODEL, version),
-                "event_timestamp": datetime.fromtimestamp(item.ts, UTC), "scored_at": scored_at,
-                "features_missing": list(FRAUD_FEATURE_NAMES[4:]) if degraded else missing, "degraded": degraded,
-            }))
-            actions[version, action] += 1
-            served_actions.append(action)
-            missing_counts[tuple(missing)] += 1
+        by_model = {id(model): (model.version, *d.thresholds_of(model.metadata.thresholds)) for model, _ in groups}
+        served_rows = [by_model[id(model)] for model in served]
+        event_ids = [i.event_id for i in items]
+        if degraded:
+            missing = [list(FRAUD_FEATURE_NAMES[4:]) for _ in items]
+        else:
+            missing = [missing_fraud_features(i.ts, s, r) for i, s, r in zip(items, states, rows, strict=True)]
+        out, served_actions = fraud_decisions(
+            scores.tolist(), served_rows, factors_of, rows, FRAUD_FEATURE_NAMES, event_ids, [i.ts for i in items],
+            [s.updated_at for s in states], missing,
+            [d.decision_id(e, FRAUD_MODEL, v) for e, (v, _, _) in zip(event_ids, served_rows, strict=True)],
+            now, scored_at, latency_ms, degraded)
+        actions = Counter(zip([v for v, _, _ in served_rows], served_actions, strict=True))
+        missing_counts: Counter[tuple[str, ...]] = Counter(map(tuple, missing))
         self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)
         self._shadows(FRAUD_MODEL, route, x, items, out, served, scores, served_actions, _fraud_action,
                       scored_at, shadow, degraded)
@@ -292,5 +276,3 @@ def _relevance_tier(model: Model, score: float) -> str:
     return d.relevance_tier(d.relevance(score, _decile_edges(model)))
 
 
-def _freshness(now: float, updated_at: float | None) -> float | None:
-    return None if updated_at is None else round(max(0.0, now - updated_at), 3)

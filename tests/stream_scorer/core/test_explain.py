@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 
-from stream_scorer.core import explain
-from stream_scorer.core.explain import _PHRASES, MIN_CONTRIBUTION, TOP_FACTORS, describe, reasons_py, top_factors
-from stream_scorer.core.features import FRAUD_FEATURE_NAMES
+from stream_scorer.core.explain import _PHRASES, MIN_CONTRIBUTION, TOP_FACTORS, describe, top_factors
 
 
 def _one_row(contributions: np.ndarray) -> list[int]:
@@ -44,28 +40,3 @@ def test_phrases_read_as_their_templates() -> None:
             assert describe(name, value) == template.format(v=value), (name, value)
     assert describe("not_a_phrase", 2.5) == "not_a_phrase = 2.5"
 
-
-def test_the_c_extension_is_what_runs_when_built() -> None:
-    assert explain.NATIVE
-
-
-def test_native_reasons_equal_the_python_definition() -> None:
-    rng = random.Random(3)
-    names = (*FRAUD_FEATURE_NAMES, "not_a_phrase")
-    edges = [0.0, -0.0, 0.5, 1.5, 2.5, 0.125, 0.005, 1.005, 999.995, 999_999.5, 1e15, -1e15, 123456789012.345,
-             1e300, -2.5, float("inf"), float("-inf"), float("nan"), -float("nan"), 5e-324, 0.0004999, 0.9995]
-    for _ in range(20_000):
-        values = [rng.choice([rng.choice(edges), rng.uniform(-1e7, 1e7), rng.uniform(0, 1),
-                              round(rng.uniform(0, 5e4), 2), rng.expovariate(1e-3) * rng.choice([1, -1]),
-                              float(rng.randint(0, 5000)), rng.randint(0, 2000) / 1000])
-                  for _ in names]
-        factors = rng.sample(range(len(names)), rng.randint(0, 4))
-        assert explain.reasons(names, values, factors) == reasons_py(names, values, factors), (values, factors)
-
-
-def test_reasons_read_values_of_any_sequence_and_factors_of_any_order() -> None:
-    values = np.arange(len(FRAUD_FEATURE_NAMES), dtype=np.float64) * 1111.5
-    for factors in ([0, 7, 21], (20, 0), []):
-        assert explain.reasons(FRAUD_FEATURE_NAMES, values, factors) == \
-            reasons_py(FRAUD_FEATURE_NAMES, values, factors)
-    assert explain.reasons(FRAUD_FEATURE_NAMES, [1234.5] * 22, [0]) == "amount of 1,234.50"

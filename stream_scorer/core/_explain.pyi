@@ -1,3 +1,0 @@
-from collections.abc import Sequence
-
-def reasons(values: Sequence[float], factors: list[int], table: tuple[tuple[str, int, str, str], ...], /) -> str: ...
