@@ -151,17 +151,21 @@ class RedisFeatureStore:
         spans = _spans((card, ts) for card, _, _, ts in keys)
         windows = [(card_key(card) + ":tx", card_key(card), low - CARD_WINDOW_SEC, high)
                    for card, (low, high) in spans.items()]
-        slow_keys = {merchant_key(m) for _, m, _, _ in keys} | {mcc_key(c) for _, _, c, _ in keys}
+        merchants = {m for _, m, _, _ in keys}
+        mccs = {c for _, _, c, _ in keys}
+        slow_keys = {merchant_key(m) for m in merchants} | {mcc_key(c) for c in mccs}
         pending = await self._send_read(windows, slow_keys, _card_window, retry)
 
         async def states() -> list[FraudState]:  # created when awaited (Deferred): a dropped read leaves nothing
             read, slow = await pending
-            cards = dict(zip(spans, read, strict=True))
+            cards = {card: (history, _time(updated)) for card, (history, updated) in zip(spans, read, strict=True)}
+            by_merchant = {m: slow[merchant_key(m)] for m in merchants}  # each distinct key formatted once
+            by_mcc = {c: slow[mcc_key(c)] for c in mccs}
             out = []
             for card_id, merchant_id, mcc_code, _ in keys:
                 history, card_updated = cards[card_id]
-                merchant, m_updated = slow[merchant_key(merchant_id)]
-                mcc, c_updated = slow[mcc_key(mcc_code)]
+                merchant, m_updated = by_merchant[merchant_id]
+                mcc, c_updated = by_mcc[mcc_code]
                 out.append(FraudState(history, merchant, mcc, _latest(card_updated, m_updated, c_updated)))
             return out
 
@@ -179,15 +183,17 @@ class RedisFeatureStore:
         spans = _spans((user, ts) for user, _, ts in keys)
         windows = [(user_key(user) + ":events", user_key(user), low - USER_WINDOW_SEC, high)
                    for user, (low, high) in spans.items()]
-        pending = await self._send_read(windows, {item_key(i) for _, i, _ in keys}, _user_window, retry)
+        items = {i for _, i, _ in keys}
+        pending = await self._send_read(windows, {item_key(i) for i in items}, _user_window, retry)
 
         async def states() -> list[PersonalizationState]:
             read, slow = await pending
-            users = dict(zip(spans, read, strict=True))
+            users = {user: (history, _time(updated)) for user, (history, updated) in zip(spans, read, strict=True)}
+            by_item = {i: slow[item_key(i)] for i in items}
             out = []
             for user_id, item_id, _ in keys:
                 history, user_updated = users[user_id]
-                item, i_updated = slow[item_key(item_id)]
+                item, i_updated = by_item[item_id]
                 out.append(PersonalizationState(history, item, _latest(user_updated, i_updated)))
             return out
 
@@ -252,8 +258,8 @@ class RedisFeatureStore:
         args: list[str | int] = [repr(time.time()), int(CARD_RETENTION_SEC * 2)]
         for u in updates:
             day = day_of(u.ts)
-            keys += (card_key(u.card_id) + ":tx", card_key(u.card_id), merchant_key(u.merchant_id),
-                     mcc_key(u.mcc_code))
+            card = card_key(u.card_id)
+            keys += (card + ":tx", card, merchant_key(u.merchant_id), mcc_key(u.mcc_code))
             args += (card_member(u.transaction_id, u.amount, u.country, u.merchant_id), repr(u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)
         return await send_script(self._conn, self._apply_tx, keys, args, retry=retry)
@@ -281,7 +287,8 @@ class RedisFeatureStore:
         args: list[str | int] = [repr(time.time()), int(USER_RETENTION_SEC * 2)]
         for u in updates:
             day = day_of(u.ts)
-            keys += (user_key(u.user_id) + ":events", user_key(u.user_id), item_key(u.item_id))
+            user = user_key(u.user_id)
+            keys += (user + ":events", user, item_key(u.item_id))
             args += (f"{u.event_id}|{u.event_type}|{u.category}|{u.price!r}|{u.item_id}|{u.session_id or NO_SESSION}",
                      repr(u.ts), f"{u.event_type}:{day}", repr(u.ts - USER_RETENTION_SEC),
                      day - ITEM_RETENTION_DAYS - 1)
@@ -296,8 +303,13 @@ def _spans(entity_times: Iterable[tuple[str, float]]) -> dict[str, tuple[float, 
     """Earliest and latest event time per entity, in first-seen order."""
     spans: dict[str, tuple[float, float]] = {}
     for entity, ts in entity_times:
-        low, high = spans.get(entity, (ts, ts))
-        spans[entity] = (min(low, ts), max(high, ts))
+        span = spans.get(entity)
+        if span is None:
+            spans[entity] = (ts, ts)
+        elif ts < span[0]:
+            spans[entity] = (ts, span[1])
+        elif ts > span[1]:
+            spans[entity] = (span[0], ts)
     return spans
 
 
@@ -328,6 +340,14 @@ def _daily_counts(flat: Sequence[str]) -> tuple[DailyCounts, float | None]:
     return counts, updated
 
 
-def _latest(*values: str | float | None) -> float | None:
-    present = [float(v) for v in values if v is not None]
-    return max(present) if present else None
+def _time(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _latest(first: float | None, *others: float | None) -> float | None:
+    """The latest of the times given (None when none is)."""
+    latest = first
+    for value in others:
+        if value is not None and (latest is None or value > latest):
+            latest = value
+    return latest
