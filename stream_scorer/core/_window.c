@@ -9,9 +9,11 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <locale.h>
 #ifdef __APPLE__
 #include <xlocale.h>
 #endif
@@ -156,97 +158,94 @@ static Py_ssize_t count_distinct(Slice *items, Py_ssize_t n) {
 
 #define STACK_ENTRIES 64
 
-static PyObject *aggregate_card_window(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError,
-                        "aggregate_card_window(history, ts, country, window_sec, day_sec, hour_sec, small_amount)");
-        return NULL;
-    }
-    PyObject *history = args[0];
-    double ts = PyFloat_AsDouble(args[1]);
-    if (ts == -1.0 && PyErr_Occurred()) return NULL;
-    Slice country = {NULL, 0};
-    if (args[2] != Py_None) {
-        if (!PyUnicode_Check(args[2])) {
-            PyErr_SetString(PyExc_TypeError, "country must be str or None");
-            return NULL;
-        }
-        country.ptr = PyUnicode_AsUTF8AndSize(args[2], &country.len);
-        if (country.ptr == NULL) return NULL;
-    }
-    double constants[4];
-    for (int k = 0; k < 4; k++) {
-        constants[k] = PyFloat_AsDouble(args[3 + k]);
-        if (constants[k] == -1.0 && PyErr_Occurred()) return NULL;
-    }
-    double window_sec = constants[0], day_sec = constants[1], hour_sec = constants[2], small_amount = constants[3];
+typedef struct {
+    long n1h, n24h, n7d, small1h;
+    double s1h, s24h, s7d;
+    double last; /* the latest time, when n7d > 0 */
+    Py_ssize_t merchants24, countries24;
+    int seen;
+    Slice usual; /* ptr NULL: none; points into the history's members */
+} Aggregates;
 
-    PyObject *seq = PySequence_Fast(history, "history must be a sequence");
-    if (seq == NULL) return NULL;
+typedef struct {
+    Entry stack_entries[STACK_ENTRIES];
+    Slice stack_slices[3 * STACK_ENTRIES];
+    Entry *entries;
+    Slice *slices;
+} Scratch;
+
+static void scratch_free(Scratch *s) {
+    if (s->entries != NULL && s->entries != s->stack_entries) PyMem_Free(s->entries);
+    if (s->slices != NULL && s->slices != s->stack_slices) PyMem_Free(s->slices);
+    s->entries = NULL;
+    s->slices = NULL;
+}
+
+/* The aggregation of ``history`` (a list or tuple, kept alive by the caller while ``out->usual`` is read). */
+static int aggregate(PyObject *seq, double ts, Slice country, double window_sec, double day_sec, double hour_sec,
+                     double small_amount, Scratch *scratch, Aggregates *out) {
     Py_ssize_t size = PySequence_Fast_GET_SIZE(seq);
     if (size % 2) {
-        Py_DECREF(seq);
         PyErr_SetString(PyExc_ValueError, "history must hold (member, time) pairs");
-        return NULL;
+        return -1;
     }
     PyObject **items = PySequence_Fast_ITEMS(seq);
     Py_ssize_t pairs = size / 2;
-
-    Entry stack_entries[STACK_ENTRIES];
-    Slice stack_slices[3 * STACK_ENTRIES];
-    Entry *entries = stack_entries;
-    Slice *slices = stack_slices;
-    PyObject *result = NULL;
+    scratch_free(scratch);
+    scratch->entries = scratch->stack_entries;
+    scratch->slices = scratch->stack_slices;
     if (pairs > STACK_ENTRIES) {
-        entries = PyMem_Malloc((size_t)pairs * sizeof(Entry));
-        slices = PyMem_Malloc((size_t)pairs * 3 * sizeof(Slice));
-        if (entries == NULL || slices == NULL) {
+        scratch->entries = PyMem_Malloc((size_t)pairs * sizeof(Entry));
+        scratch->slices = PyMem_Malloc((size_t)pairs * 3 * sizeof(Slice));
+        if (scratch->entries == NULL || scratch->slices == NULL) {
             PyErr_NoMemory();
-            goto done;
+            return -1;
         }
     }
-
+    Entry *entries = scratch->entries;
     double low = ts - window_sec;
     Py_ssize_t n = 0;
     for (Py_ssize_t i = 0; i < pairs; i++) {
         double t;
-        if (time_of(items[2 * i + 1], &t) < 0) goto done;
+        if (time_of(items[2 * i + 1], &t) < 0) return -1;
         if (!(low <= t && t < ts)) continue;
         Entry *e = &entries[n];
         e->t = t;
         e->pos = i;
-        if (parse_member(items[2 * i], e) < 0) goto done;
+        if (parse_member(items[2 * i], e) < 0) return -1;
         n++;
     }
     if (n > 1) qsort(entries, (size_t)n, sizeof(Entry), entry_cmp);
 
-    long n1h = 0, n24h = 0, small1h = 0;
-    double s1h = 0.0, s24h = 0.0, s7d = 0.0;
-    Slice *merchants24 = slices, *countries24 = slices + pairs, *countries7d = slices + 2 * pairs;
+    memset(out, 0, sizeof *out);
+    Slice *merchants24 = scratch->slices, *countries24 = scratch->slices + pairs;
+    Slice *countries7d = scratch->slices + 2 * pairs;
     Py_ssize_t m24 = 0, c24 = 0, c7 = 0;
-    int seen = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Entry *e = &entries[i];
         double amount = e->amount;
-        s7d += amount;
+        out->s7d += amount;
         if (e->country.len) {
             countries7d[c7++] = e->country;
-            if (country.len && !slice_cmp(&country, &e->country)) seen = 1;
+            if (country.len && !slice_cmp(&country, &e->country)) out->seen = 1;
         }
         if (ts - e->t <= day_sec) {
-            n24h++;
-            s24h += amount;
+            out->n24h++;
+            out->s24h += amount;
             merchants24[m24++] = e->merchant;
             if (e->country.len) countries24[c24++] = e->country;
             if (ts - e->t <= hour_sec) {
-                n1h++;
-                s1h += amount;
-                if (amount < small_amount) small1h++;
+                out->n1h++;
+                out->s1h += amount;
+                if (amount < small_amount) out->small1h++;
             }
         }
     }
+    out->n7d = (long)n;
+    if (n) out->last = entries[n - 1].t;
+    out->merchants24 = count_distinct(merchants24, m24);
+    out->countries24 = count_distinct(countries24, c24);
     /* the usual country: the most frequent, ties to the alphabetically first */
-    PyObject *usual = NULL;
     if (c7) {
         qsort(countries7d, (size_t)c7, sizeof(Slice), slice_qsort_cmp);
         Py_ssize_t best = 0, best_count = 0, run = 0;
@@ -257,30 +256,216 @@ static PyObject *aggregate_card_window(PyObject *Py_UNUSED(self), PyObject *cons
                 best = i;
             }
         }
-        usual = PyUnicode_DecodeUTF8(countries7d[best].ptr, countries7d[best].len, NULL);
-        if (usual == NULL) goto done;
-    } else {
-        usual = Py_NewRef(Py_None);
+        out->usual = countries7d[best];
     }
-    PyObject *last = n ? PyFloat_FromDouble(entries[n - 1].t) : Py_NewRef(Py_None);
-    if (last == NULL) {
-        Py_DECREF(usual);
-        goto done;
-    }
-    result = Py_BuildValue("(lllldddNnnON)", n1h, n24h, (long)n, small1h, s1h, s24h, s7d, last,
-                           count_distinct(merchants24, m24), count_distinct(countries24, c24),
-                           seen ? Py_True : Py_False, usual);
+    return 0;
+}
 
-done:
-    if (entries != stack_entries) PyMem_Free(entries);
-    if (slices != stack_slices) PyMem_Free(slices);
+static int country_of(PyObject *obj, Slice *out) {
+    out->ptr = NULL;
+    out->len = 0;
+    if (obj == Py_None) return 0;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "country must be str or None");
+        return -1;
+    }
+    out->ptr = PyUnicode_AsUTF8AndSize(obj, &out->len);
+    return out->ptr == NULL ? -1 : 0;
+}
+
+static int doubles(PyObject *const *args, int n, double *out) {
+    for (int k = 0; k < n; k++) {
+        out[k] = PyFloat_AsDouble(args[k]);
+        if (out[k] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject *aggregate_card_window(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "aggregate_card_window(history, ts, country, window_sec, day_sec, hour_sec, small_amount)");
+        return NULL;
+    }
+    double ts = PyFloat_AsDouble(args[1]);
+    if (ts == -1.0 && PyErr_Occurred()) return NULL;
+    Slice country;
+    double c[4];
+    if (country_of(args[2], &country) < 0 || doubles(args + 3, 4, c) < 0) return NULL;
+    PyObject *seq = PySequence_Fast(args[0], "history must be a sequence");
+    if (seq == NULL) return NULL;
+    Scratch scratch = {.entries = NULL, .slices = NULL};
+    Aggregates a;
+    PyObject *result = NULL;
+    if (aggregate(seq, ts, country, c[0], c[1], c[2], c[3], &scratch, &a) == 0) {
+        PyObject *usual = a.usual.ptr ? PyUnicode_DecodeUTF8(a.usual.ptr, a.usual.len, NULL) : Py_NewRef(Py_None);
+        PyObject *last = a.n7d ? PyFloat_FromDouble(a.last) : Py_NewRef(Py_None);
+        if (usual != NULL && last != NULL)
+            result = Py_BuildValue("(lllldddOnnOO)", a.n1h, a.n24h, a.n7d, a.small1h, a.s1h, a.s24h, a.s7d, last,
+                                   a.merchants24, a.countries24, a.seen ? Py_True : Py_False, usual);
+        Py_XDECREF(usual);
+        Py_XDECREF(last);
+    }
+    scratch_free(&scratch);
     Py_DECREF(seq);
+    return result;
+}
+
+/* Python's float ``%`` and ``//`` (CPython's float_rem and _float_div_mod), and round(x, ndigits) through the
+ * correctly rounded decimal text (snprintf and strtod in the C locale, ties to even, as Python's dtoa) */
+static double py_mod(double x, double y) {
+    double mod = fmod(x, y);
+    if (mod) {
+        if ((y < 0) != (mod < 0)) mod += y;
+    } else {
+        mod = copysign(0.0, y);
+    }
+    return mod;
+}
+
+static double py_floordiv(double x, double y) {
+    double mod = fmod(x, y);
+    double div = (x - mod) / y;
+    if (mod && ((y < 0) != (mod < 0))) div -= 1.0;
+    if (div) {
+        double floordiv = floor(div);
+        if (div - floordiv > 0.5) floordiv += 1.0;
+        return floordiv;
+    }
+    return copysign(0.0, x / y);
+}
+
+static double py_round(double x, int ndigits) {
+    if (!isfinite(x) || x == 0.0) return x;
+    char text[400];
+    int n = snprintf(text, sizeof text, "%.*f", ndigits, x); /* the caller set the C locale (uselocale) */
+    if (n < 0 || n >= (int)sizeof text) return x;
+    return strtod_l(text, NULL, c_locale);
+}
+
+enum { ROW_SIZE = 22 };
+
+/* fraud_feature_rows(histories, times, amounts, countries, risks, distances, window_sec, day_sec, hour_sec,
+ *                    small_amount) -> list of rows: stream_scorer.core.features.fraud_features for each row, with
+ * risks[i] = (merchant's transactions, merchant's rate, MCC's rate) and distances[(country, usual)] in km */
+static PyObject *fraud_feature_rows(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10 || !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "fraud_feature_rows(histories, times, amounts, countries, risks, "
+                                         "distances: dict, window_sec, day_sec, hour_sec, small_amount)");
+        return NULL;
+    }
+    double c[4];
+    if (doubles(args + 6, 4, c) < 0) return NULL;
+    double window_sec = c[0], day_sec = c[1], hour_sec = c[2], small_amount = c[3];
+    PyObject *distances = args[5];
+    PyObject *lists[5] = {NULL};
+    PyObject *rows = NULL, *result = NULL;
+    Scratch scratch = {.entries = NULL, .slices = NULL};
+    locale_t previous = uselocale(c_locale);
+    Py_ssize_t n = -1;
+    for (int k = 0; k < 5; k++) {
+        lists[k] = PySequence_Fast(args[k], "fraud_feature_rows: per-row arguments must be sequences");
+        if (lists[k] == NULL) goto done;
+        if (n >= 0 && PySequence_Fast_GET_SIZE(lists[k]) != n) {
+            PyErr_SetString(PyExc_ValueError, "fraud_feature_rows: one item per row in every sequence");
+            goto done;
+        }
+        n = PySequence_Fast_GET_SIZE(lists[k]);
+    }
+    rows = PyList_New(n);
+    if (rows == NULL) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *country_obj = PySequence_Fast_GET_ITEM(lists[3], i);
+        PyObject *risk = PySequence_Fast_GET_ITEM(lists[4], i);
+        double ts = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(lists[1], i));
+        if (ts == -1.0 && PyErr_Occurred()) goto done;
+        double amount = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(lists[2], i));
+        if (amount == -1.0 && PyErr_Occurred()) goto done;
+        Slice country;
+        if (country_of(country_obj, &country) < 0) goto done;
+        if (!PyTuple_Check(risk) || PyTuple_GET_SIZE(risk) != 3) {
+            PyErr_SetString(PyExc_TypeError, "fraud_feature_rows: risks are (merchant tx, merchant rate, mcc rate)");
+            goto done;
+        }
+        double risks[3];
+        if (doubles(&PyTuple_GET_ITEM(risk, 0), 3, risks) < 0) goto done;
+        PyObject *seq = PySequence_Fast(PySequence_Fast_GET_ITEM(lists[0], i), "history must be a sequence");
+        if (seq == NULL) goto done;
+        Aggregates a;
+        if (aggregate(seq, ts, country, window_sec, day_sec, hour_sec, small_amount, &scratch, &a) < 0) {
+            Py_DECREF(seq);
+            goto done;
+        }
+        double hour = py_mod(ts, day_sec) / hour_sec;
+        double day = py_floordiv(ts, day_sec);
+        double mean7d = a.n7d ? a.s7d / (double)a.n7d : 0.0;
+        double since = window_sec;
+        if (a.n7d) {
+            double gap = ts - a.last;
+            since = window_sec < gap ? window_sec : gap; /* min(gap, window): the first when equal */
+        }
+        int foreign = 0;
+        double distance = 0.0;
+        if (country.len && a.usual.ptr) {
+            foreign = slice_cmp(&country, &a.usual) != 0;
+            PyObject *usual = PyUnicode_DecodeUTF8(a.usual.ptr, a.usual.len, NULL);
+            PyObject *key = usual == NULL ? NULL : PyTuple_Pack(2, country_obj, usual);
+            Py_XDECREF(usual);
+            if (key == NULL) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            PyObject *km = PyDict_GetItemWithError(distances, key);
+            Py_DECREF(key);
+            if (km == NULL && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            if (km != NULL) {
+                distance = PyFloat_AsDouble(km);
+                if (distance == -1.0 && PyErr_Occurred()) {
+                    Py_DECREF(seq);
+                    goto done;
+                }
+            }
+        }
+        Py_DECREF(seq);
+        /* (day + 3) % 7 >= 5 on Python ints: 1970-01-01 was a Thursday */
+        long long weekday = ((long long)day + 3) % 7;
+        if (weekday < 0) weekday += 7;
+        double row[ROW_SIZE] = {
+            amount, py_round(hour, 6), hour < 6 ? 1.0 : 0.0, weekday >= 5 ? 1.0 : 0.0,
+            (double)a.n1h, (double)a.n24h, (double)a.n7d, a.s1h, a.s24h, a.s7d, mean7d,
+            mean7d > 0 ? amount / mean7d : 1.0, (double)a.small1h, since, (double)a.merchants24,
+            (double)a.countries24, (country.len && a.n7d && !a.seen) ? 1.0 : 0.0, foreign ? 1.0 : 0.0, distance,
+            risks[0], risks[1], risks[2],
+        };
+        PyObject *values = PyList_New(ROW_SIZE);
+        if (values == NULL) goto done;
+        for (int k = 0; k < ROW_SIZE; k++) {
+            PyObject *v = PyFloat_FromDouble(row[k]);
+            if (v == NULL) {
+                Py_DECREF(values);
+                goto done;
+            }
+            PyList_SET_ITEM(values, k, v);
+        }
+        PyList_SET_ITEM(rows, i, values);
+    }
+    result = Py_NewRef(rows);
+done:
+    uselocale(previous);
+    scratch_free(&scratch);
+    for (int k = 0; k < 5; k++) Py_XDECREF(lists[k]);
+    Py_XDECREF(rows);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"aggregate_card_window", (PyCFunction)(void (*)(void))aggregate_card_window, METH_FASTCALL,
      "The C implementation of stream_scorer.core.window.aggregate_card_window."},
+    {"fraud_feature_rows", (PyCFunction)(void (*)(void))fraud_feature_rows, METH_FASTCALL,
+     "The C implementation of stream_scorer.core.features.fraud_feature_rows."},
     {NULL, NULL, 0, NULL},
 };
 

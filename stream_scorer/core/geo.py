@@ -19,7 +19,7 @@ COUNTRY_CENTROIDS: Mapping[str, tuple[float, float]] = {
 
 def country_distance_km(a: str, b: str) -> float:
     """Great-circle distance between the two countries' centroids (0 for the same or an unknown country)."""
-    return _DISTANCES.get((a, b), 0.0)
+    return DISTANCES.get((a, b), 0.0)
 
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -28,7 +28,7 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     return round(2 * 6371.0 * math.asin(math.sqrt(h)), 3)
 
 
-_DISTANCES: dict[tuple[str, str], float] = {
+DISTANCES: dict[tuple[str, str], float] = {
     (a, b): haversine_km(pa, pb) for a, pa in COUNTRY_CENTROIDS.items() for b, pb in COUNTRY_CENTROIDS.items()
     if a != b}
 """Every pair computed once (~1,200): the feature is read for every foreign transaction, and the trigonometry

@@ -33,7 +33,7 @@ from stream_scorer.core.features import (
     PERSONALIZATION_FEATURE_NAMES,
     FraudState,
     PersonalizationState,
-    fraud_features,
+    fraud_feature_rows,
     missing_fraud_features,
     missing_personalization_features,
     personalization_features,
@@ -96,8 +96,9 @@ class Scorer:
     def _fraud_decisions(self, items: Sequence[Identified[TransactionEvent]], states: Sequence[FraudState],
                          route: ModelRoute, start: float, timings: Timings | None, shadow: list[ShadowScore] | None,
                          degraded: bool) -> list[FraudDecision]:
-        rows = [fraud_features(i.ts, i.event.transaction_amount, i.event.country_code, s)
-                for i, s in zip(items, states, strict=True)]
+        times = [i.ts for i in items]
+        rows = fraud_feature_rows(times, [i.event.transaction_amount for i in items],
+                                  [i.event.country_code for i in items], states)
         x = np.array(rows, dtype=np.float64)
         groups = route.assign([i.event.card_id for i in items])
         t_model = time.perf_counter()
@@ -124,7 +125,7 @@ class Scorer:
         else:
             missing = [missing_fraud_features(i.ts, s, r) for i, s, r in zip(items, states, rows, strict=True)]
         out, served_actions = fraud_decisions(
-            scores.tolist(), served_rows, factors_of, rows, FRAUD_FEATURE_NAMES, event_ids, [i.ts for i in items],
+            scores.tolist(), served_rows, factors_of, rows, FRAUD_FEATURE_NAMES, event_ids, times,
             [s.updated_at for s in states], missing,
             [d.decision_id(e, FRAUD_MODEL, v) for e, (v, _, _) in zip(event_ids, served_rows, strict=True)],
             now, scored_at, latency_ms, degraded)

@@ -13,7 +13,7 @@ when present, and a test holds the two bit-identical (``NATIVE`` says which one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 CardWindow = Sequence[str | float]
 """``[member, time, member, time, ...]``: see the module's docstring."""
@@ -85,9 +85,12 @@ def aggregate_card_window_py(history: CardWindow, ts: float, country: str | None
             len(countries24), bool(country) and country in countries, usual)
 
 
+native_fraud_feature_rows: Callable[..., list[list[float]]] | None
 try:
     from stream_scorer.core._window import aggregate_card_window
+    from stream_scorer.core._window import fraud_feature_rows as native_fraud_feature_rows
     NATIVE = True
 except ImportError:  # not built (no C compiler at install): the definition itself, ~10x slower
     aggregate_card_window = aggregate_card_window_py
+    native_fraud_feature_rows = None  # features.fraud_feature_rows then calls fraud_features per row
     NATIVE = False

@@ -10,8 +10,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from stream_scorer.core import window
-from stream_scorer.core.features import CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT
+from stream_scorer.core import features, window
+from stream_scorer.core.feature_inputs import DailyCounts, FraudState
+from stream_scorer.core.features import CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT, fraud_features
 from stream_scorer.core.window import CardWindow, aggregate_card_window_py, card_member
 
 native: ModuleType
@@ -120,3 +121,44 @@ def test_numbers_float_reads_and_strtod_does_not_read_alike() -> None:
                                     ("-0.0", "+1699999999.999999999999999999")]:
         flat = [f"t|{amount_text}|US|m", time_value]
         both(flat, ts, "US")
+
+
+def _counts(rng: random.Random, day: int) -> DailyCounts:
+    counts = DailyCounts()
+    for d in range(day - 40, day + 2):
+        if rng.random() < 0.7:
+            counts.add("tx", d, rng.randint(0, 40))
+        if rng.random() < 0.2:
+            counts.add("fraud", d, rng.randint(0, 3))
+    return counts
+
+
+def test_native_feature_rows_equal_fraud_features_bit_for_bit() -> None:
+    rng = random.Random(12)
+    now = time.time()
+    merchants = [_counts(rng, int(now // DAY)) for _ in range(5)] + [DailyCounts()]
+    times: list[float] = []
+    amounts: list[float] = []
+    countries: list[str | None] = []
+    states: list[FraudState] = []
+    for _ in range(3000):
+        ts = rng.choice([now - rng.uniform(0, 30 * DAY), -rng.uniform(0, 30 * DAY),  # before 1970 too: % and //
+                         float(int(now // DAY) * DAY), rng.randint(0, 10**6) * HOUR + 0.5, 0.0, now])
+        times.append(ts)
+        amounts.append(rng.choice([0.0, 4.99, 5.0, round(rng.uniform(0, 900), 2), rng.uniform(0, 1e6), 1e-9]))
+        countries.append(rng.choice([None, "", "US", "FR", "JP", "ÜÜ", "DE", "XX"]))
+        states.append(FraudState(_random_window(rng, ts), rng.choice(merchants), rng.choice(merchants)))
+    assert native.fraud_feature_rows is not None
+    rows = features.fraud_feature_rows(times, amounts, countries, states)
+    definition = [fraud_features(*row) for row in zip(times, amounts, countries, states, strict=True)]
+    assert repr(rows) == repr(definition)
+    assert len({row[18] for row in rows}) > 3 and len({row[21] for row in rows}) > 3  # distances and risks vary
+
+
+def test_feature_rows_in_python_when_the_extension_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(13)
+    now = time.time()
+    states = [FraudState(_random_window(rng, now), _counts(rng, int(now // DAY))) for _ in range(50)]
+    with_c = features.fraud_feature_rows([now] * 50, [12.5] * 50, ["FR"] * 50, states)
+    monkeypatch.setattr(features, "_native_rows", None)
+    assert features.fraud_feature_rows([now] * 50, [12.5] * 50, ["FR"] * 50, states) == with_c
