@@ -366,7 +366,71 @@ static PyObject *explanation_py(PyObject *Py_UNUSED(self), PyObject *const *args
     return text;
 }
 
+/* top_factors(contributions, limit, minimum) -> per row of a C-contiguous float64 matrix, the indices of the (at
+ * most ``limit``) largest values at or above ``minimum``, largest first, ties by index: explain.top_factors */
+static PyObject *top_factors(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "top_factors(contributions, limit, minimum)");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    double minimum = PyFloat_AsDouble(args[2]);
+    if (minimum == -1.0 && PyErr_Occurred()) return NULL;
+    if (limit < 0 || limit > 64) {
+        PyErr_SetString(PyExc_ValueError, "top_factors: limit must be 0..64");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    PyObject *out = NULL;
+    if (view.ndim != 2 || view.itemsize != 8 || view.format == NULL || strcmp(view.format, "d") != 0) {
+        PyErr_SetString(PyExc_TypeError, "top_factors: a 2-D C-contiguous float64 matrix");
+        goto done;
+    }
+    Py_ssize_t rows = view.shape[0], cols = view.shape[1];
+    const double *data = (const double *)view.buf;
+    out = PyList_New(rows);
+    if (out == NULL) goto done;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const double *row = data + r * cols;
+        Py_ssize_t top[64];
+        Py_ssize_t kept = 0;
+        for (Py_ssize_t j = 0; j < cols; j++) {
+            double v = row[j];
+            if (!(v >= minimum)) continue; /* below the minimum, or NaN: never a factor */
+            if (kept == limit && (limit == 0 || !(v > row[top[kept - 1]]))) continue; /* ties: the earlier */
+            Py_ssize_t k = kept < limit ? kept++ : kept - 1;
+            while (k > 0 && v > row[top[k - 1]]) {
+                top[k] = top[k - 1];
+                k--;
+            }
+            top[k] = j;
+        }
+        PyObject *factors = PyList_New(kept);
+        if (factors == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < kept; k++) {
+            PyObject *index = PyLong_FromSsize_t(top[k]);
+            if (index == NULL) {
+                Py_DECREF(factors);
+                Py_CLEAR(out);
+                goto done;
+            }
+            PyList_SET_ITEM(factors, k, index);
+        }
+        PyList_SET_ITEM(out, r, factors);
+    }
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"top_factors", (PyCFunction)(void (*)(void))top_factors, METH_FASTCALL,
+     "The C implementation of stream_scorer.core.explain.top_factors."},
     {"fraud_decisions", (PyCFunction)(void (*)(void))fraud_decisions, METH_FASTCALL,
      "The C implementation of stream_scorer.core.fraud_decisions.fraud_decisions_py."},
     {"explanation", (PyCFunction)(void (*)(void))explanation_py, METH_FASTCALL,

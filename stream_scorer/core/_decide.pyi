@@ -1,6 +1,8 @@
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
+import numpy as np
+
 from schemas.decisions import FraudDecision
 
 def fraud_decisions(cls: type[FraudDecision], fields: tuple[str, ...], scores: Sequence[float],
@@ -13,3 +15,5 @@ def fraud_decisions(cls: type[FraudDecision], fields: tuple[str, ...], scores: S
 
 def explanation(risk_level: str, score: float, values: Sequence[float], factors: Sequence[int],
                 table: tuple[tuple[str, int, str, str], ...], /) -> str: ...
+
+def top_factors(contributions: np.ndarray, limit: int, minimum: float, /) -> list[list[int]]: ...

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from stream_scorer.core import explain
 from stream_scorer.core.explain import _PHRASES, MIN_CONTRIBUTION, TOP_FACTORS, describe, top_factors
 
 
@@ -13,7 +15,17 @@ def _one_row(contributions: np.ndarray) -> list[int]:
     return [j for j in ranked if contributions[j] >= MIN_CONTRIBUTION]
 
 
-def test_batch_equals_the_row_by_row_definition() -> None:
+@pytest.fixture(params=["c", "numpy"])
+def sort_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs on the C extension's top_factors and on numpy's sort (the path without it)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(explain, "_native", None)
+    else:
+        assert explain._native is not None
+    return str(request.param)
+
+
+def test_batch_equals_the_row_by_row_definition(sort_in: str) -> None:
     rng = np.random.default_rng(5)
     x = np.round(rng.normal(0, 0.3, size=(400, 22)), 2)  # rounding makes ties
     x[7] = 0.0  # nothing pushes the score up: no factor
@@ -23,7 +35,7 @@ def test_batch_equals_the_row_by_row_definition() -> None:
     assert top_factors(np.empty((0, 22))) == []
 
 
-def test_a_few_rows_sorted_in_python_give_the_same_factors() -> None:
+def test_a_few_rows_sorted_in_python_give_the_same_factors(sort_in: str) -> None:
     rng = np.random.default_rng(6)
     x = np.round(rng.normal(0, 0.3, size=(200, 22)), 2)
     x[3, [3, 9]] = 0.9
@@ -40,3 +52,16 @@ def test_phrases_read_as_their_templates() -> None:
             assert describe(name, value) == template.format(v=value), (name, value)
     assert describe("not_a_phrase", 2.5) == "not_a_phrase = 2.5"
 
+
+
+def test_factors_from_any_matrix_and_nan_never_a_factor() -> None:
+    rng = np.random.default_rng(8)
+    x = np.round(rng.normal(0, 0.3, size=(300, 22)), 2)
+    x[5, 3] = np.nan
+    x[6, :] = np.nan
+    expected = [_one_row(np.where(np.isnan(row), -np.inf, row)) for row in x]
+    assert top_factors(x) == expected  # C-contiguous float64: the extension
+    assert top_factors(np.asfortranarray(x)) == expected  # any other layout or type: numpy
+    assert top_factors(x.astype(np.float32).astype(np.float64)[:, :]) == top_factors(x.astype(np.float32))
+    assert top_factors(x, limit=0) == [[] for _ in x]
+    assert max(len(f) for f in top_factors(x, limit=5)) == 5
