@@ -366,7 +366,7 @@ static PyObject *explanation_py(PyObject *Py_UNUSED(self), PyObject *const *args
     return text;
 }
 
-/* top_factors(contributions, limit, minimum) -> per row of a C-contiguous float64 matrix, the indices of the (at
+/* top_factors(contributions, limit, minimum) -> per row of a float64 matrix (any strides), the indices of the (at
  * most ``limit``) largest values at or above ``minimum``, largest first, ties by index: explain.top_factors */
 static PyObject *top_factors(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
@@ -382,26 +382,28 @@ static PyObject *top_factors(PyObject *Py_UNUSED(self), PyObject *const *args, P
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0) return NULL;
     PyObject *out = NULL;
     if (view.ndim != 2 || view.itemsize != 8 || view.format == NULL || strcmp(view.format, "d") != 0) {
-        PyErr_SetString(PyExc_TypeError, "top_factors: a 2-D C-contiguous float64 matrix");
+        PyErr_SetString(PyExc_TypeError, "top_factors: a 2-D float64 matrix");
         goto done;
     }
     Py_ssize_t rows = view.shape[0], cols = view.shape[1];
-    const double *data = (const double *)view.buf;
+    Py_ssize_t row_step = view.strides[0], col_step = view.strides[1];
+    const char *data = (const char *)view.buf;
+#define AT(j) (*(const double *)(line + (j) * col_step))
     out = PyList_New(rows);
     if (out == NULL) goto done;
     for (Py_ssize_t r = 0; r < rows; r++) {
-        const double *row = data + r * cols;
+        const char *line = data + r * row_step;
         Py_ssize_t top[64];
         Py_ssize_t kept = 0;
         for (Py_ssize_t j = 0; j < cols; j++) {
-            double v = row[j];
+            double v = AT(j);
             if (!(v >= minimum)) continue; /* below the minimum, or NaN: never a factor */
-            if (kept == limit && (limit == 0 || !(v > row[top[kept - 1]]))) continue; /* ties: the earlier */
+            if (kept == limit && (limit == 0 || !(v > AT(top[kept - 1])))) continue; /* ties: the earlier */
             Py_ssize_t k = kept < limit ? kept++ : kept - 1;
-            while (k > 0 && v > row[top[k - 1]]) {
+            while (k > 0 && v > AT(top[k - 1])) {
                 top[k] = top[k - 1];
                 k--;
             }
@@ -423,6 +425,7 @@ static PyObject *top_factors(PyObject *Py_UNUSED(self), PyObject *const *args, P
         }
         PyList_SET_ITEM(out, r, factors);
     }
+#undef AT
 done:
     PyBuffer_Release(&view);
     return out;

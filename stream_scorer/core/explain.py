@@ -41,8 +41,7 @@ def top_factors(contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[lis
     """Per row of a ``(rows, features)`` matrix, the indices of the features pushing the score up the most,
     largest first (ties by feature order); one sort for the whole batch (in C when the extension is built:
     equal, tested)."""
-    if (_native is not None and contributions.dtype == np.float64 and contributions.ndim == 2
-            and contributions.flags.c_contiguous):
+    if _native is not None and contributions.dtype == np.float64 and contributions.ndim == 2:
         return _native.top_factors(contributions, limit, MIN_CONTRIBUTION)
     if len(contributions) < _SORT_ONE_BY_ONE_BELOW:  # numpy's per-call overhead outweighs a few rows' sort
         return [_row_top(row, limit) for row in contributions.tolist()]

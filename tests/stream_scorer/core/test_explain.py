@@ -60,8 +60,11 @@ def test_factors_from_any_matrix_and_nan_never_a_factor() -> None:
     x[5, 3] = np.nan
     x[6, :] = np.nan
     expected = [_one_row(np.where(np.isnan(row), -np.inf, row)) for row in x]
-    assert top_factors(x) == expected  # C-contiguous float64: the extension
-    assert top_factors(np.asfortranarray(x)) == expected  # any other layout or type: numpy
+    assert top_factors(x) == expected
+    assert top_factors(np.asfortranarray(x)) == expected  # any layout
+    wider = np.hstack([x, np.zeros((len(x), 1))])
+    assert top_factors(wider[:, :-1]) == expected  # a view: the model's output without its last column
+    assert top_factors(x[::-1])[::-1] == expected
     assert top_factors(x.astype(np.float32).astype(np.float64)[:, :]) == top_factors(x.astype(np.float32))
     assert top_factors(x, limit=0) == [[] for _ in x]
     assert max(len(f) for f in top_factors(x, limit=5)) == 5
