@@ -16,7 +16,7 @@ help:
 	@echo "make stack-up | stack-down | stack-status    local Kafka (KRaft) + Redis"
 	@echo "make train | materialize | worker | api | produce | lint | bench"
 
-$(VENV)/.installed: pyproject.toml setup.py constraints.txt stream_scorer/core/_window.c stream_scorer/core/_decide.c
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt stream_scorer/core/_window.c stream_scorer/core/_decide.c stream_scorer/core/_pyfloat.h
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev,mlflow]"

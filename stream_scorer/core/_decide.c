@@ -19,6 +19,8 @@
 
 static locale_t c_locale;
 
+#include "_pyfloat.h"
+
 enum { SPEC_NONE = 0, SPEC_F0 = 1, SPEC_F1 = 2, SPEC_GROUPED_F2 = 3, SPEC_GROUPED_F0 = 4, SPEC_PERCENT1 = 5,
        SPEC_PYTHON = 6 };
 
@@ -55,9 +57,10 @@ static int put_str(Buffer *b, PyObject *text) {
 
 /* "%.*f", with a comma between each group of three integer digits when grouped (Python's "," option) */
 static int put_fixed(Buffer *b, double v, int precision, int grouped) {
-    char digits[64];
-    int n = snprintf(digits, sizeof digits, "%.*f", precision, v);
-    if (n < 0 || n >= (int)sizeof digits) return 1;
+    char digits[400];
+    int n = format_fixed(v, precision, digits, sizeof digits);
+    if (n < 0) return 1;
+    digits[n] = '\0';
     if (!grouped) return put(b, digits, n);
     const char *p = digits;
     if (*p == '-') {
@@ -181,15 +184,6 @@ done:
     return result;
 }
 
-/* Python's round(x, ndigits) for 0 <= ndigits <= 6: the correctly rounded decimal text, read back */
-static double py_round(double x, int ndigits) {
-    if (!isfinite(x) || x == 0.0) return x;
-    char text[400]; /* %.6f of the largest double: 309 digits, the point and 6 decimals */
-    int n = snprintf(text, sizeof text, "%.*f", ndigits, x);
-    if (n < 0 || n >= (int)sizeof text) return x;
-    return strtod(text, NULL);
-}
-
 static PyObject *double_or_none(PyObject *obj, double now) {
     if (obj == Py_None) return Py_NewRef(Py_None);
     double updated = PyFloat_AsDouble(obj);
@@ -220,7 +214,7 @@ static PyObject *names_of(PyObject *factors, PyObject *names) {
 static PyObject *trusted(PyTypeObject *cls, PyObject *fields, PyObject *values, PyObject *no_args) {
     PyObject *obj = cls->tp_new(cls, no_args, NULL);
     if (obj == NULL) return NULL;
-    PyObject *fields_set = PySet_New(fields);
+    PyObject *fields_set = PySet_New(fields); /* a copy of a frozenset of the fields: no hashing */
     if (fields_set == NULL || PyObject_GenericSetAttr(obj, s_dict, values) < 0 ||
         PyObject_GenericSetAttr(obj, s_fields_set, fields_set) < 0 ||
         PyObject_GenericSetAttr(obj, s_extra, Py_None) < 0 || PyObject_GenericSetAttr(obj, s_private, Py_None) < 0) {
@@ -257,7 +251,7 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
     /* scores, served, factors, rows, event_ids, times, updated_at, missing, decision_ids */
     PyObject *lists[N_ROW_LISTS] = {NULL};
     const int list_args[N_ROW_LISTS] = {2, 3, 4, 5, 8, 9, 10, 11, 12};
-    PyObject *out = NULL, *actions = NULL, *result = NULL, *no_args = NULL, *used = NULL;
+    PyObject *out = NULL, *actions = NULL, *result = NULL, *no_args = NULL, *used = NULL, *field_set = NULL;
     PyObject *values = NULL;
     locale_t previous = uselocale(c_locale);
     Py_ssize_t n = -1;
@@ -275,7 +269,8 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
     actions = PyList_New(n);
     no_args = PyTuple_New(0);
     used = PyLong_FromSsize_t(PyTuple_GET_SIZE(names));
-    if (out == NULL || actions == NULL || no_args == NULL || used == NULL) goto done;
+    field_set = PyFrozenSet_New(fields);
+    if (out == NULL || actions == NULL || no_args == NULL || used == NULL || field_set == NULL) goto done;
     for (Py_ssize_t row = 0; row < n; row++) {
         PyObject *raw = PySequence_Fast_GET_ITEM(lists[0], row), *served = PySequence_Fast_GET_ITEM(lists[1], row);
         PyObject *top = PySequence_Fast_GET_ITEM(lists[2], row), *features = PySequence_Fast_GET_ITEM(lists[3], row);
@@ -301,7 +296,7 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
             action = s_approve;
         }
         double other = 1.0 - score;
-        values = PyDict_New();
+        values = _PyDict_NewPresized(N_FIELDS); /* no resize while the fields go in */
         if (values == NULL) goto done;
         PyObject *item[N_FIELDS] = {NULL};
         item[F_SCORE] = PyFloat_FromDouble(score);
@@ -332,7 +327,7 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "fraud_decisions: a field failed");
             goto done;
         }
-        PyObject *decision = trusted((PyTypeObject *)cls, fields, values, no_args);
+        PyObject *decision = trusted((PyTypeObject *)cls, field_set, values, no_args);
         Py_CLEAR(values);
         if (decision == NULL) goto done;
         PyList_SET_ITEM(out, row, decision);
@@ -347,6 +342,7 @@ done:
     Py_XDECREF(actions);
     Py_XDECREF(no_args);
     Py_XDECREF(used);
+    Py_XDECREF(field_set);
     return result;
 }
 

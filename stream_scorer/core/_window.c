@@ -20,6 +20,8 @@
 
 static locale_t c_locale;
 
+#include "_pyfloat.h"
+
 typedef struct {
     const char *ptr;
     Py_ssize_t len;
@@ -311,8 +313,7 @@ static PyObject *aggregate_card_window(PyObject *Py_UNUSED(self), PyObject *cons
     return result;
 }
 
-/* Python's float ``%`` and ``//`` (CPython's float_rem and _float_div_mod), and round(x, ndigits) through the
- * correctly rounded decimal text (snprintf and strtod in the C locale, ties to even, as Python's dtoa) */
+/* Python's float ``%`` and ``//`` (CPython's float_rem and _float_div_mod); round() is in _pyfloat.h */
 static double py_mod(double x, double y) {
     double mod = fmod(x, y);
     if (mod) {
@@ -333,14 +334,6 @@ static double py_floordiv(double x, double y) {
         return floordiv;
     }
     return copysign(0.0, x / y);
-}
-
-static double py_round(double x, int ndigits) {
-    if (!isfinite(x) || x == 0.0) return x;
-    char text[400];
-    int n = snprintf(text, sizeof text, "%.*f", ndigits, x); /* the caller set the C locale (uselocale) */
-    if (n < 0 || n >= (int)sizeof text) return x;
-    return strtod_l(text, NULL, c_locale);
 }
 
 enum { ROW_SIZE = 22 };

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from datetime import UTC, datetime
@@ -99,3 +100,38 @@ def test_rows_of_unequal_length_are_refused() -> None:
     kwargs["decision_ids"] = kwargs["decision_ids"][:4]
     with pytest.raises(ValueError, match="one item per row"):
         fd.fraud_decisions(**kwargs)
+
+
+def _near_ties(rng: random.Random) -> list[float]:
+    """Exact binary ties and decimal near-ties at every precision the decisions use, their neighbours, and
+    magnitudes around where the C leaves its integer shortcut for snprintf."""
+    values: list[float] = []
+    for _ in range(3000):
+        k = rng.randint(1, 14)
+        values.append(rng.randint(0, 2 ** 20) / 2 ** k)
+        p = rng.choice([0, 1, 2, 3, 6])
+        near = (rng.randint(0, 10 ** 7) + 0.5) / 10 ** p
+        values += [near, math.nextafter(near, math.inf), math.nextafter(near, -math.inf)]
+        big = 2.0 ** 40 / 10 ** p * rng.uniform(0.98, 1.02)
+        values += [big, rng.uniform(0, 1e-6), rng.uniform(0, 1) * 10 ** rng.randint(-3, 12), rng.uniform(1e12, 1e15)]
+    return values + [-v for v in values] + [0.0, -0.0, 1e16, 2.0 ** 53 + 1]
+
+
+def test_rounding_and_formatting_equal_python_near_ties() -> None:
+    rng = random.Random(21)
+    values = _near_ties(rng)
+    table = phrase_table(FRAUD_FEATURE_NAMES)
+    assert fd._native is not None
+    coded = [j for j, (_, code, _, _) in enumerate(table) if code]  # every format the phrases use
+    for start in range(0, len(values), len(FRAUD_FEATURE_NAMES)):
+        row = [values[(start + j) % len(values)] for j in range(len(FRAUD_FEATURE_NAMES))]
+        factors = rng.sample(coded, 3)
+        expected = fraud_explanation("high", row[0], FRAUD_FEATURE_NAMES, row, factors)
+        assert fd._native.explanation("high", row[0], row, factors, table) == expected, (row, factors)
+    scores = [abs(v) % 1.0 for v in values]
+    kwargs = _inputs(rng, len(scores), FRAUD_FEATURE_NAMES, False)
+    kwargs["scores"] = scores
+    kwargs["updated_at"] = [kwargs["now"] - abs(v) for v in values]
+    native_out, _ = fd.fraud_decisions(**kwargs)
+    python_out, _ = fd.fraud_decisions_py(**kwargs)
+    assert [to_json(d) for d in native_out] == [to_json(d) for d in python_out]
