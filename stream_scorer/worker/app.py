@@ -190,6 +190,7 @@ def create_worker_app(settings: Settings, *, registry: CollectorRegistry | None 
         worker.app_id,
         batch_size=worker.batch_size,
         batch_wait_sec=worker.batch_wait_sec,
+        fetch_max_wait_ms=worker.fetch_max_wait_ms,
         broker=",".join(f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap_servers.split(",")),
         store="memory://",
         web_enabled=False,

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from stream_scorer.worker.batch_consumer import BatchConsumer
+from prometheus_client import CollectorRegistry
+
+from stream_scorer.config import Settings, WorkerSettings
+from stream_scorer.worker.app import create_worker_app
+from stream_scorer.worker.batch_consumer import BatchConsumer, BatchConsumerThread
 from stream_scorer.worker.release import release_batch
 
 
@@ -59,3 +64,21 @@ async def test_a_batch_never_released_is_waited_for_whole() -> None:
 
     await asyncio.wait_for(BatchConsumer._deliver(consumer, handler, _messages(7)), 10)
     assert acked == [7] and not consumer._in_flight
+
+
+async def test_the_worker_consumer_waits_for_fetches_as_configured(tmp_path: Path) -> None:
+    """faust creates aiokafka's consumer with a fixed 1,500 ms fetch wait; the worker's is the setting's."""
+    settings = Settings(worker=WorkerSettings(fetch_max_wait_ms=77, batch_size=321, data_dir=tmp_path))
+    app, _ = create_worker_app(settings, registry=CollectorRegistry())
+    consumer = app.consumer
+    thread = consumer._new_consumer_thread()
+    assert isinstance(thread, BatchConsumerThread)
+    client = thread._create_worker_consumer(app.transport)
+    try:
+        assert client._fetch_max_wait_ms == 77
+        assert client._max_poll_records == 321  # faust's own settings are kept
+        assert app.conf.broker_max_poll_records == 321
+    finally:
+        await client.stop()
+        for loop in (thread.thread_loop, consumer._thread.thread_loop):  # never started: closed here
+            loop.close()
