@@ -75,7 +75,7 @@ class WorkerSettings(_Group):
     """Faust app id: the consumer group."""
     batch_size: int = Field(default=500, ge=1)
     batch_wait_sec: float = Field(default=0.01, gt=0)
-    fetch_max_wait_ms: int = Field(default=100, ge=0, le=30_000)
+    fetch_max_wait_ms: int = Field(default=100, ge=1, le=30_000)
     """How long the broker may hold the worker's fetch when none of its partitions has new records (faust's
     own value is 1,500): partitions that run out of buffered records meanwhile wait for that fetch to return."""
     data_dir: Path = Path(".stack/worker")

@@ -1,10 +1,10 @@
 /* The fraud decisions of a scored batch, built in C: stream_scorer.core.fraud_decisions.fraud_decisions_py is
- * the definition, and a test holds the two equal on every field (the explanation's text included).
+ * the definition, and a test holds the two equal on every field (the explanation's text included); also the
+ * top risk factors of stream_scorer.core.explain.top_factors.
  *
  * Python formats a float through its own dtoa (~0.5-0.8 us each: three reasons and the score per explanation,
- * and round() does the same twice per decision). snprintf is correctly rounded too (the exact binary value, ties
- * to even, as Python), so the digits are the same; it runs in the C locale here, whatever the process's locale.
- * Values that are not finite or too large for a buffer are formatted by Python itself.
+ * and round() does the same three times per decision). _pyfloat.h rounds and formats exactly as Python does,
+ * without it; non-finite or huge values are formatted by Python itself.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -149,8 +149,8 @@ static PyObject *s_dict, *s_fields_set, *s_extra, *s_private;
 
 /* "{score:.2f}" */
 static int put_score(Buffer *b, double score) {
-    if (isfinite(score) && fabs(score) < 1e15) return put_fixed(b, score, 2, 0) > 0 ? -1 : 0;
-    return put_python(b, score, s_spec_2f);
+    int status = (isfinite(score) && fabs(score) < 1e15) ? put_fixed(b, score, 2, 0) : 1;
+    return status > 0 ? put_python(b, score, s_spec_2f) : status; /* 1: Python formats it */
 }
 
 /* stream_scorer.core.explain.fraud_explanation */
@@ -281,8 +281,9 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
             goto done;
         }
         double decline = PyFloat_AsDouble(PyTuple_GET_ITEM(served, 1));
+        if (decline == -1.0 && PyErr_Occurred()) goto done;
         double review = PyFloat_AsDouble(PyTuple_GET_ITEM(served, 2));
-        if (PyErr_Occurred()) goto done;
+        if (review == -1.0 && PyErr_Occurred()) goto done;
         double score = py_round(raw_score, 6);
         PyObject *risk, *action;
         if (score >= decline) {
@@ -299,34 +300,41 @@ static PyObject *fraud_decisions(PyObject *Py_UNUSED(self), PyObject *const *arg
         values = _PyDict_NewPresized(N_FIELDS); /* no resize while the fields go in */
         if (values == NULL) goto done;
         PyObject *item[N_FIELDS] = {NULL};
-        item[F_SCORE] = PyFloat_FromDouble(score);
-        item[F_RISK] = Py_NewRef(risk);
-        item[F_CONFIDENCE] = PyFloat_FromDouble(py_round(other > score ? other : score, 6)); /* max(p, 1 - p) */
-        item[F_ACTION] = Py_NewRef(action);
-        item[F_EXPLANATION] = explanation(risk, score, features, top, table);
-        item[F_FACTORS] = names_of(top, names);
-        item[F_USED] = Py_NewRef(used);
-        item[F_LATENCY] = Py_NewRef(latency);
-        item[F_VERSION] = Py_NewRef(PyTuple_GET_ITEM(served, 0));
-        item[F_FRESHNESS] = double_or_none(PySequence_Fast_GET_ITEM(lists[6], row), now);
-        item[F_TX] = Py_NewRef(PySequence_Fast_GET_ITEM(lists[4], row));
-        item[F_ID] = Py_NewRef(PySequence_Fast_GET_ITEM(lists[8], row));
-        PyObject *stamp_args = PyTuple_Pack(2, PySequence_Fast_GET_ITEM(lists[5], row), utc);
-        item[F_EVENT_TS] = stamp_args == NULL ? NULL : PyDateTimeAPI->DateTime_FromTimestamp(
-            (PyObject *)PyDateTimeAPI->DateTimeType, stamp_args, NULL);
+        PyObject *stamp_args = NULL;
+        int failed = 1;
+        /* each field checked as it is built: no Python API runs with an exception set */
+#define FIELD(f, expr)                                                                                             \
+    do {                                                                                                            \
+        if ((item[f] = (expr)) == NULL) goto fields_done;                                                           \
+    } while (0)
+        FIELD(F_SCORE, PyFloat_FromDouble(score));
+        FIELD(F_RISK, Py_NewRef(risk));
+        FIELD(F_CONFIDENCE, PyFloat_FromDouble(py_round(other > score ? other : score, 6))); /* max(p, 1 - p) */
+        FIELD(F_ACTION, Py_NewRef(action));
+        FIELD(F_EXPLANATION, explanation(risk, score, features, top, table));
+        FIELD(F_FACTORS, names_of(top, names));
+        FIELD(F_USED, Py_NewRef(used));
+        FIELD(F_LATENCY, Py_NewRef(latency));
+        FIELD(F_VERSION, Py_NewRef(PyTuple_GET_ITEM(served, 0)));
+        FIELD(F_FRESHNESS, double_or_none(PySequence_Fast_GET_ITEM(lists[6], row), now));
+        FIELD(F_TX, Py_NewRef(PySequence_Fast_GET_ITEM(lists[4], row)));
+        FIELD(F_ID, Py_NewRef(PySequence_Fast_GET_ITEM(lists[8], row)));
+        stamp_args = PyTuple_Pack(2, PySequence_Fast_GET_ITEM(lists[5], row), utc);
+        if (stamp_args == NULL) goto fields_done;
+        FIELD(F_EVENT_TS, PyDateTimeAPI->DateTime_FromTimestamp((PyObject *)PyDateTimeAPI->DateTimeType,
+                                                                stamp_args, NULL));
+        FIELD(F_SCORED_AT, Py_NewRef(scored_at));
+        FIELD(F_MISSING, Py_NewRef(PySequence_Fast_GET_ITEM(lists[7], row)));
+        FIELD(F_DEGRADED, Py_NewRef(degraded));
+#undef FIELD
+        failed = 0;
+        for (int f = 0; f < N_FIELDS && !failed; f++) {
+            if (PyDict_SetItem(values, PyTuple_GET_ITEM(fields, f), item[f]) < 0) failed = 1;
+        }
+    fields_done:
         Py_XDECREF(stamp_args);
-        item[F_SCORED_AT] = Py_NewRef(scored_at);
-        item[F_MISSING] = Py_NewRef(PySequence_Fast_GET_ITEM(lists[7], row));
-        item[F_DEGRADED] = Py_NewRef(degraded);
-        int failed = 0;
-        for (int f = 0; f < N_FIELDS; f++) {
-            if (item[f] == NULL || PyDict_SetItem(values, PyTuple_GET_ITEM(fields, f), item[f]) < 0) failed = 1;
-            Py_XDECREF(item[f]);
-        }
-        if (failed) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "fraud_decisions: a field failed");
-            goto done;
-        }
+        for (int f = 0; f < N_FIELDS; f++) Py_XDECREF(item[f]);
+        if (failed) goto done;
         PyObject *decision = trusted((PyTypeObject *)cls, field_set, values, no_args);
         Py_CLEAR(values);
         if (decision == NULL) goto done;

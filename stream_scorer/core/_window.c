@@ -423,6 +423,10 @@ static PyObject *fraud_feature_rows(PyObject *Py_UNUSED(self), PyObject *const *
             }
         }
         Py_DECREF(seq);
+        if (!(fabs(day) < 9e18)) { /* int(ts // DAY) of Python is unbounded; here it must fit a long long */
+            PyErr_SetString(PyExc_OverflowError, "fraud_feature_rows: event time out of range");
+            goto done;
+        }
         /* (day + 3) % 7 >= 5 on Python ints: 1970-01-01 was a Thursday */
         long long weekday = ((long long)day + 3) % 7;
         if (weekday < 0) weekday += 7;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -41,7 +42,7 @@ def top_factors(contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[lis
     """Per row of a ``(rows, features)`` matrix, the indices of the features pushing the score up the most,
     largest first (ties by feature order); one sort for the whole batch (in C when the extension is built:
     equal, tested)."""
-    if _native is not None and contributions.dtype == np.float64 and contributions.ndim == 2:
+    if _native is not None and contributions.dtype == np.float64 and contributions.ndim == 2 and limit <= 64:
         return _native.top_factors(contributions, limit, MIN_CONTRIBUTION)
     if len(contributions) < _SORT_ONE_BY_ONE_BELOW:  # numpy's per-call overhead outweighs a few rows' sort
         return [_row_top(row, limit) for row in contributions.tolist()]
@@ -55,7 +56,8 @@ _SORT_ONE_BY_ONE_BELOW = 8
 
 
 def _row_top(row: list[float], limit: int) -> list[int]:
-    order = sorted(range(len(row)), key=lambda j: -row[j])[:limit]  # stable: ties by feature order, as argsort's
+    # stable: ties by feature order, as argsort's; NaN last, as argsort puts it (never a factor)
+    order = sorted(range(len(row)), key=lambda j: -row[j] if row[j] == row[j] else math.inf)[:limit]
     return [j for j in order if row[j] >= MIN_CONTRIBUTION]
 
 

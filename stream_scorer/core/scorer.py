@@ -130,7 +130,8 @@ class Scorer:
             [d.decision_id(e, FRAUD_MODEL, v) for e, (v, _, _) in zip(event_ids, served_rows, strict=True)],
             now, scored_at, latency_ms, degraded)
         actions = Counter(zip([v for v, _, _ in served_rows], served_actions, strict=True))
-        missing_counts: Counter[tuple[str, ...]] = Counter(map(tuple, missing))
+        # a degraded decision lists every stored feature as missing; the metric counts real misses only
+        missing_counts: Counter[tuple[str, ...]] = Counter({(): len(items)} if degraded else map(tuple, missing))
         self._record(FRAUD_MODEL, groups, scores, actions, missing_counts)
         self._shadows(FRAUD_MODEL, route, x, items, out, served, scores, served_actions, _fraud_action,
                       scored_at, shadow, degraded)

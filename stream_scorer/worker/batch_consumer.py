@@ -218,7 +218,9 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         partitions of unequal backlog stalled ~0.6 s near its end, and busy partitions next to idle ones
         would stall the same way."""
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = cast(BatchApp, self.app).fetch_max_wait_ms  # read by start() (Fetcher)
+        if not hasattr(consumer, "_fetch_max_wait_ms"):  # aiokafka's own attribute, read by start() (Fetcher)
+            raise RuntimeError("this aiokafka has no _fetch_max_wait_ms: WORKER_FETCH_MAX_WAIT_MS cannot be set")
+        consumer._fetch_max_wait_ms = cast(BatchApp, self.app).fetch_max_wait_ms
         return consumer
 
 

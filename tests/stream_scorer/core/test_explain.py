@@ -9,9 +9,9 @@ from stream_scorer.core import explain
 from stream_scorer.core.explain import _PHRASES, MIN_CONTRIBUTION, TOP_FACTORS, describe, top_factors
 
 
-def _one_row(contributions: np.ndarray) -> list[int]:
+def _one_row(contributions: np.ndarray, limit: int = TOP_FACTORS) -> list[int]:
     """The definition, row by row: largest positive contributions first, ties by feature order."""
-    ranked = sorted(range(len(contributions)), key=lambda j: (-contributions[j], j))[:TOP_FACTORS]
+    ranked = sorted(range(len(contributions)), key=lambda j: (-contributions[j], j))[:limit]
     return [j for j in ranked if contributions[j] >= MIN_CONTRIBUTION]
 
 
@@ -54,7 +54,7 @@ def test_phrases_read_as_their_templates() -> None:
 
 
 
-def test_factors_from_any_matrix_and_nan_never_a_factor() -> None:
+def test_factors_from_any_matrix_and_nan_never_a_factor(sort_in: str) -> None:
     rng = np.random.default_rng(8)
     x = np.round(rng.normal(0, 0.3, size=(300, 22)), 2)
     x[5, 3] = np.nan
@@ -68,3 +68,6 @@ def test_factors_from_any_matrix_and_nan_never_a_factor() -> None:
     assert top_factors(x.astype(np.float32).astype(np.float64)[:, :]) == top_factors(x.astype(np.float32))
     assert top_factors(x, limit=0) == [[] for _ in x]
     assert max(len(f) for f in top_factors(x, limit=5)) == 5
+    assert top_factors(x[5:7]) == expected[5:7]  # a few rows: sorted one by one
+    assert top_factors(np.array([[0.1, np.nan, 0.2, 0.3]])) == [[3, 2, 0]]
+    assert top_factors(x, limit=70) == [_one_row(np.where(np.isnan(r), -np.inf, r), limit=70) for r in x]

@@ -135,3 +135,13 @@ def test_rounding_and_formatting_equal_python_near_ties() -> None:
     native_out, _ = fd.fraud_decisions(**kwargs)
     python_out, _ = fd.fraud_decisions_py(**kwargs)
     assert [to_json(d) for d in native_out] == [to_json(d) for d in python_out]
+
+
+@pytest.mark.parametrize(("field", "bad", "error"), [
+    ("updated_at", ["x"], TypeError), ("factors", [[99]], IndexError), ("served", [("v1", "high", 0.5)], TypeError),
+])
+def test_bad_rows_raise_their_own_error(field: str, bad: list[Any], error: type[Exception]) -> None:
+    kwargs = _inputs(random.Random(2), 1, FRAUD_FEATURE_NAMES, False)
+    kwargs[field] = bad
+    with pytest.raises(error):
+        fd.fraud_decisions(**kwargs)

@@ -95,6 +95,9 @@ async def test_redis_down_gives_a_degraded_decision_or_an_error(model_dir: Path)
     [decision] = await scorer.score_transactions([event], allow_degraded=True)
     assert decision.degraded is True
     assert "card_tx_count_1h" in decision.features_missing
+    # the degraded counter tells that story; features_missing_total counts features the store lacked
+    assert metrics.registry.get_sample_value("features_missing_total",
+                                             {"model": "fraud", "feature": "card_tx_count_1h"}) is None
     with pytest.raises(FeatureStoreUnavailable) as info:
         await scorer.score_transactions([event], allow_degraded=False)
     assert info.value.retryable
