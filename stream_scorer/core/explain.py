@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from types import ModuleType
@@ -87,7 +88,8 @@ _SPEC_CODES: dict[str | None, int] = {None: 0, ".0f": 1, ".1f": 2, ",.2f": 3, ",
 _PYTHON_SPEC = 6
 
 
-def phrase_table(names: Sequence[str]) -> tuple[tuple[str, int, str, str], ...]:
+@functools.cache  # one per feature-name tuple (module constants)
+def phrase_table(names: tuple[str, ...]) -> tuple[tuple[str, int, str, str], ...]:
     """Per feature, what ``_decide.c`` writes for it: ``(before, spec code, spec, after)`` (see ``describe``)."""
     table = []
     for name in names:

@@ -66,16 +66,10 @@ def fraud_decisions(scores: Sequence[float], served: Sequence[Served], factors: 
     if _native is None:
         return fraud_decisions_py(scores, served, factors, rows, names, event_ids, times, updated_at, missing,
                                   decision_ids, now, scored_at, latency_ms, degraded)
-    table = _TABLES.get(id(names))
-    if table is None or table[0] is not names:
-        table = _TABLES[id(names)] = (names, phrase_table(names))
-    return _native.fraud_decisions(FraudDecision, FIELDS, scores, served, factors, rows, names, table[1], event_ids,
-                                   times, updated_at, missing, decision_ids, now, scored_at, latency_ms, degraded,
-                                   UTC)
+    return _native.fraud_decisions(FraudDecision, FIELDS, scores, served, factors, rows, names, phrase_table(names),
+                                   event_ids, times, updated_at, missing, decision_ids, now, scored_at, latency_ms,
+                                   degraded, UTC)
 
-
-_TABLES: dict[int, tuple[tuple[str, ...], tuple[tuple[str, int, str, str], ...]]] = {}
-"""Phrase tables per feature-name tuple (by identity: the names are module constants)."""
 
 _native: ModuleType | None
 try:
