@@ -313,6 +313,64 @@ static PyObject *aggregate_card_window(PyObject *Py_UNUSED(self), PyObject *cons
     return result;
 }
 
+/* read_card_log(log, low, high): stream_scorer.core.window.read_card_log_py, the definition. The log is
+ * ``{updated_at}`` then ``\n{member}|{time}`` per transaction; the members whose time is in [low, high) come back
+ * as the window's flat list (member str, time float), in the log's order, with the update time (None for no log). */
+static PyObject *read_card_log(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "read_card_log(log, low, high)");
+        return NULL;
+    }
+    double low = PyFloat_AsDouble(args[1]);
+    if (low == -1.0 && PyErr_Occurred()) return NULL;
+    double high = PyFloat_AsDouble(args[2]);
+    if (high == -1.0 && PyErr_Occurred()) return NULL;
+    if (args[0] == Py_None) return Py_BuildValue("([]O)", Py_None);
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "card log must be str or None, not %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(args[0], &len);
+    if (s == NULL) return NULL;
+    const char *end = s + len;
+    const char *line = memchr(s, '\n', (size_t)len);
+    if (line == NULL) line = end;
+    double updated;
+    if (parse_double(s, line - s, &updated) < 0) return NULL;
+    PyObject *window = PyList_New(0);
+    if (window == NULL) return NULL;
+    while (line < end) {
+        const char *start = line + 1;
+        const char *stop = memchr(start, '\n', (size_t)(end - start));
+        if (stop == NULL) stop = end;
+        const char *bar = stop;
+        while (bar > start && bar[-1] != '|') bar--;
+        double t;
+        if (bar == start) {
+            PyErr_SetString(PyExc_ValueError, "card log entry without a time");
+            goto fail;
+        }
+        if (parse_double(bar, stop - bar, &t) < 0) goto fail;
+        if (low <= t && t < high) {
+            PyObject *member = PyUnicode_DecodeUTF8(start, bar - 1 - start, NULL);
+            if (member == NULL) goto fail;
+            PyObject *at = PyFloat_FromDouble(t);
+            int status = at == NULL ? -1 : PyList_Append(window, member);
+            if (status == 0) status = PyList_Append(window, at);
+            Py_DECREF(member);
+            Py_XDECREF(at);
+            if (status < 0) goto fail;
+        }
+        line = stop;
+    }
+    PyObject *result = Py_BuildValue("(Nd)", window, updated);
+    return result;
+fail:
+    Py_DECREF(window);
+    return NULL;
+}
+
 /* Python's float ``%`` and ``//`` (CPython's float_rem and _float_div_mod); round() is in _pyfloat.h */
 static double py_mod(double x, double y) {
     double mod = fmod(x, y);
@@ -463,6 +521,8 @@ static PyMethodDef methods[] = {
      "The C implementation of stream_scorer.core.window.aggregate_card_window."},
     {"fraud_feature_rows", (PyCFunction)(void (*)(void))fraud_feature_rows, METH_FASTCALL,
      "The C implementation of stream_scorer.core.features.fraud_feature_rows."},
+    {"read_card_log", (PyCFunction)(void (*)(void))read_card_log, METH_FASTCALL,
+     "The C implementation of stream_scorer.core.window.read_card_log."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,10 +1,11 @@
 """A card's window of prior transactions, as the feature store keeps it, and the one aggregation the fraud
 features read from it.
 
-The window is the flat list Redis returns for the card's sorted set read ``WITHSCORES``: ``[member, time,
-member, time, ...]``, each member ``transaction_id|amount|country|merchant_id`` (:func:`card_member`) and each time
-the event time in epoch seconds (a string from Redis, a float elsewhere). The training replay, the batch merge and
-the Redis store all hand the feature functions this same shape, so nothing is parsed into objects first.
+The window is a flat list ``[member, time, member, time, ...]``, each member
+``transaction_id|amount|country|merchant_id`` (:func:`card_member`) and each time the event time in epoch seconds
+(a float; a str is read too). The training replay, the batch merge and the Redis store (which keeps a card's
+transactions as one string, its card log, read by :func:`read_card_log`) all hand the feature functions this same
+shape, so nothing is parsed into objects first.
 
 :func:`aggregate_card_window_py` is the definition. ``_window.c`` computes the same thing reading the members'
 bytes in place (~10x cheaper: it is one of the largest per-event costs); it is built by ``pip install`` and used
@@ -28,6 +29,30 @@ time order); the latest time (None if empty); distinct merchants and countries i
 def card_member(transaction_id: str, amount: float, country: str | None, merchant_id: str) -> str:
     """A transaction as a window member (ids never contain ``|``: see ``schemas.events.EntityId``)."""
     return f"{transaction_id}|{amount!r}|{country or ''}|{merchant_id}"
+
+
+def card_log_entry(member: str, ts: float) -> str:
+    """A transaction as its card log stores it (see :func:`read_card_log_py`)."""
+    return f"{member}|{ts!r}"
+
+
+def read_card_log_py(log: str | None, low: float, high: float) -> tuple[list[str | float], float | None]:
+    """The definition of :func:`read_card_log`: a card log as Redis stores it (``stream_scorer.core.redis_scripts``,
+    ``CARD_LOGS``: ``{_updated_at}`` then ``\n{member}|{time}`` per transaction, in arrival order) read as the
+    window ``[low, high)`` (the members in that time range and their times, in the log's order) and the card's
+    update time; ``None`` (no log) is an empty window that was never updated."""
+    if log is None:
+        return [], None
+    updated, *entries = log.split("\n")
+    window: list[str | float] = []
+    for entry in entries:
+        member, bar, text = entry.rpartition("|")
+        if not bar:
+            raise ValueError("card log entry without a time")
+        t = float(text)
+        if low <= t < high:
+            window += (member, t)
+    return window, float(updated)
 
 
 def member_id(member: str) -> str:
@@ -87,10 +112,11 @@ def aggregate_card_window_py(history: CardWindow, ts: float, country: str | None
 
 native_fraud_feature_rows: Callable[..., list[list[float]]] | None
 try:
-    from stream_scorer.core._window import aggregate_card_window
+    from stream_scorer.core._window import aggregate_card_window, read_card_log
     from stream_scorer.core._window import fraud_feature_rows as native_fraud_feature_rows
     NATIVE = True
 except ImportError:  # not built (no C compiler at install): the definition itself, ~10x slower
     aggregate_card_window = aggregate_card_window_py
+    read_card_log = read_card_log_py
     native_fraud_feature_rows = None  # features.fraud_feature_rows then calls fraud_features per row
     NATIVE = False

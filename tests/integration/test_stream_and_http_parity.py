@@ -45,7 +45,7 @@ async def test_1000_transactions_give_1000_decisions_equal_to_http(
     assert not mismatches, mismatches[:3]
     # the stream really updated the features: later events of a card saw the earlier ones
     assert sum("card_tx_count_24h" not in d["features_missing"] for d in decisions) > 900
-    assert await redis_client.exists(f"features:card:{events[0].card_id}:tx")
+    assert await redis_client.exists(f"features:card:{events[0].card_id}:log")
 
 
 async def test_malformed_messages_go_to_the_dlq_and_the_worker_goes_on(settings: Settings,

@@ -61,6 +61,42 @@ async def test_updates_are_idempotent_per_event(settings: Settings, redis_client
     assert after.merchant.counts == before.merchant.counts
 
 
+async def test_card_logs_keep_what_the_in_memory_windows_keep(settings: Settings,
+                                                                redis_client: aioredis.Redis) -> None:
+    """Out-of-order transactions over 30 days, redelivered, in batches: each card's log holds exactly the
+    in-memory state's window (same entries, same arrival order, same trimming), and its update time."""
+    store = RedisFeatureStore(redis_client)
+    memory = InMemoryFeatureState()
+    events = transaction_events(800, start=time.time() - 30 * DAY, span_sec=30 * DAY, cards=7)
+    shuffled = sorted(events, key=lambda e: (e.timestamp.timestamp() // (3 * DAY), e.transaction_id))  # type: ignore[union-attr]
+    updates = [tx_update(e) for e in shuffled]
+    for u in updates:
+        memory.apply_transaction(u)
+    delivered = updates[:500] + updates[450:]  # an overlapping redelivery
+    added, started = 0, time.time()
+    for i in range(0, len(delivered), 61):
+        added += await store.apply_transactions(delivered[i:i + 61])
+    assert added == len(updates)
+    for card, stored in memory.cards.items():
+        log = await redis_client.get(f"features:card:{card}:log")
+        stamp, *entries = log.split("\n")
+        assert entries == [f"{tx.member}|{tx.ts!r}" for tx in stored]
+        assert started <= float(stamp) <= time.time()
+        assert await redis_client.ttl(f"features:card:{card}:log") > 0
+    assert sum(len(w) for w in memory.cards.values()) < len(updates)  # the retention trimmed some
+
+
+async def test_a_transaction_id_is_added_once(settings: Settings, redis_client: aioredis.Redis) -> None:
+    store = RedisFeatureStore(redis_client)
+    [e] = transaction_events(1, start=time.time() - 60, span_sec=1, cards=1)
+    assert await store.apply_transactions([tx_update(e)]) == 1
+    changed = e.model_copy(update={"transaction_amount": e.transaction_amount + 1})
+    assert await store.apply_transactions([tx_update(changed)]) == 0
+    [state] = await store.fetch_fraud_states([(e.card_id, e.merchant_id, e.mcc_code, time.time())])
+    assert state.card_history[1::2] == [e.timestamp.timestamp()]  # type: ignore[union-attr]
+    assert state.card_history[0].split("|")[1] == repr(e.transaction_amount)
+
+
 async def test_personalization_features_from_redis_equal_the_offline_replay(settings: Settings,
                                                                             redis_client: aioredis.Redis) -> None:
     store = RedisFeatureStore(redis_client)
@@ -95,9 +131,12 @@ async def test_one_round_trip_per_batch(settings: Settings, redis_client: aiored
     cards = len({e.card_id for e in events})
     parts = -(-cards // READ_PART_WINDOWS)  # one call per part, all written at once
     assert after["cmdstat_evalsha"] - before["cmdstat_evalsha"] == parts
-    # inside it: one window per distinct card (however many events it has), one HGETALL per distinct merchant / MCC
+    # inside it: one GET per distinct card's log (however many events it has), one HGETALL per distinct merchant /
+    # MCC, nothing else
     distinct = len({e.merchant_id for e in events}) + len({e.mcc_code for e in events})
-    assert after["cmdstat_zrangebyscore"] - before["cmdstat_zrangebyscore"] == len({e.card_id for e in events})
+    assert after["cmdstat_get"] - before["cmdstat_get"] == cards
+    assert {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)} == {
+        "cmdstat_evalsha": parts, "cmdstat_get": cards, "cmdstat_hgetall": distinct, "cmdstat_info": 1}
     assert after["cmdstat_hgetall"] - before["cmdstat_hgetall"] == distinct
 
 
@@ -169,8 +208,13 @@ async def _stored(redis_client: aioredis.Redis) -> dict[str, object]:
     out: dict[str, object] = {}
     for key in sorted(await redis_client.keys("*")):
         expires = await redis_client.ttl(key) > 0
-        if await redis_client.type(key) == "zset":
+        kind = await redis_client.type(key)
+        if kind == "zset":
             out[key] = expires, await redis_client.zrange(key, 0, -1, withscores=True)
+        elif kind == "string":  # a card log: its first line is the time of the write
+            stamp, _, entries = (await redis_client.get(key)).partition("\n")
+            assert float(stamp) > 0, key
+            out[key] = expires, entries
         else:
             fields = await redis_client.hgetall(key)
             assert "_updated_at" in fields, key

@@ -13,7 +13,13 @@ import pytest
 from stream_scorer.core import features, window
 from stream_scorer.core.feature_inputs import DailyCounts, FraudState
 from stream_scorer.core.features import CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT, fraud_features
-from stream_scorer.core.window import CardWindow, aggregate_card_window_py, card_member
+from stream_scorer.core.window import (
+    CardWindow,
+    aggregate_card_window_py,
+    card_log_entry,
+    card_member,
+    read_card_log_py,
+)
 
 native: ModuleType
 if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
@@ -62,6 +68,37 @@ def test_random_windows_aggregate_bit_identically() -> None:
         result = both(_random_window(rng, ts), ts, rng.choice([None, "", "US", "FR", "JP", "ÜÜ"]))
         outcomes.add(result.endswith("None)"))
     assert outcomes == {True, False}  # windows with and without a usual country
+
+
+def test_card_logs_read_alike_in_c_and_python() -> None:
+    """Random logs (entries in and out of the range, at its edges, non-ASCII, empty) read as the same window and
+    update time, bit for bit; the window is what the log's entries in ``[low, high)`` are, in order."""
+    rng = random.Random(5)
+    now = time.time()
+    assert window.read_card_log is native.read_card_log
+    kept = 0
+    for _ in range(2000):
+        flat = list(_random_window(rng, now))
+        entries = [card_log_entry(str(flat[j]), float(flat[j + 1])) for j in range(0, len(flat), 2)]
+        log = "\n".join([repr(now - rng.uniform(0, 100)), *entries])
+        low, high = now - rng.choice([CARD_WINDOW_SEC, DAY, 0.0]), now + rng.choice([0.0, DAY])
+        ours = native.read_card_log(log, low, high)
+        assert repr(ours) == repr(read_card_log_py(log, low, high))
+        expected = [x for j in range(0, len(flat), 2) if low <= float(flat[j + 1]) < high
+                    for x in (flat[j], float(flat[j + 1]))]
+        assert ours[0] == expected and ours[1] == float(log.partition("\n")[0])
+        kept += len(expected)
+    assert kept > 10_000
+    assert native.read_card_log(None, 0.0, 1.0) == read_card_log_py(None, 0.0, 1.0) == ([], None)
+    assert native.read_card_log("17.5", 0.0, 1.0) == ([], 17.5)
+
+
+@pytest.mark.parametrize("log", ["1\nt|1.0|US|m", "1\nt|1.0|US|m|", "x\nt|1.0|US|m|5", "1\n", "1\nt|1|U|m|5\n"])
+def test_malformed_card_logs_raise_value_error_in_both(log: str) -> None:
+    with pytest.raises(ValueError):
+        native.read_card_log(log, 0.0, 10.0)
+    with pytest.raises(ValueError):
+        read_card_log_py(log, 0.0, 10.0)
 
 
 def test_ties_follow_time_then_id_then_position() -> None:
