@@ -1,11 +1,14 @@
 """HTTP benchmark: our API against the naive baseline, with wrk, in one run on this machine.
 
-    .venv/bin/python bench/http.py [--cards 100000] [--duration 10] [--workers 1]
+    .venv/bin/python bench/http.py [--cards 100000] [--duration 10] [--workers 1] [--batch-workers 2]
 
 Starts (or reuses) the local stack, writes feature state for ``--cards`` cards into a Redis database of its
 own (db 3), starts ``stream-scorer api`` and ``bench/naive_app.py`` with the same number of uvicorn processes,
 then prints requests/s at 32 connections and p50/p99 latency at 4 connections for ``/score/fraud`` and
-``/score/personalization``, the naive baseline's figures and the ratio, and rows/s of ``/score/batch``.
+``/score/personalization``, the naive baseline's figures and the ratio, and rows/s of ``/score/batch``, on that
+server and on one of ``--batch-workers`` processes (default: one per core, as a throughput deployment runs it;
+several processes share one ``/metrics`` through prometheus_client's multiprocess files, as with
+``API_WORKERS``).
 """
 
 from __future__ import annotations
@@ -115,6 +118,27 @@ async def load_features(cards: int, users: int, redis_host: str, redis_port: int
     await client.aclose()
 
 
+def uvicorn_command(workers: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", str(workers), "--log-level",
+            "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+
+
+def ours_server(base_env: dict[str, str], workers: int, metrics_root: Path) -> subprocess.Popen[bytes]:
+    """Our API on port 18080; several processes get a metrics directory, as ``stream-scorer api`` gives them."""
+    env = {**base_env, "API_PORT": "18080"}
+    if workers > 1:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(dir=metrics_root)
+    return subprocess.Popen([*uvicorn_command(workers), "--factory", "http_api.app:create_app", "--port", "18080"],
+                            env=env, cwd=ROOT)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -159,6 +183,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes for both apps")
+    parser.add_argument("--batch-workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn processes of our app for a second /score/batch run (skipped if --workers)")
     parser.add_argument("--batch-rows", type=int, default=500)
     parser.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "artifacts"))
     args = parser.parse_args()
@@ -176,14 +202,12 @@ def main() -> int:
     asyncio.run(load_features(args.cards, args.users, env["REDIS_HOST"], int(env["REDIS_PORT"]), model_file))
     base_env = {**os.environ, **env, "REDIS_DB": str(BENCH_DB), "MODEL_DIR": str(model_dir), "LOG_LEVEL": "WARNING",
                 "NAIVE_MODEL_FILE": str(model_file), "PYTHONPATH": str(ROOT)}
-    ours_env = {**base_env, "API_PORT": "18080"}
-    uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--workers", str(args.workers),
-               "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-    procs = [
-        subprocess.Popen([*uvicorn, "--factory", "http_api.app:create_app", "--port", "18080"], env=ours_env,
-                         cwd=ROOT),
-        subprocess.Popen([*uvicorn, "bench.naive_app:app", "--port", "18081"], env=base_env, cwd=ROOT),
-    ]
+    metrics_root = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
+    procs = [ours_server(base_env, args.workers, metrics_root),
+             subprocess.Popen([*uvicorn_command(args.workers), "bench.naive_app:app", "--port", "18081"], env=base_env,
+                              cwd=ROOT)]
+    batch_script = BATCH_LUA % {"rows": args.batch_rows, "cards": args.cards}
+    batches: dict[int, dict[str, float]] = {}
     try:
         wait_ready("http://127.0.0.1:18080/ready", procs[0])
         wait_ready("http://127.0.0.1:18081/docs", procs[1])
@@ -199,15 +223,20 @@ def main() -> int:
         ):
             wrk(url, script, 32, 2, pid)  # warm-up
             rows.append((name, wrk(url, script, 32, args.duration, pid), wrk(url, script, 4, args.duration, pid)))
-        batch = wrk("http://127.0.0.1:18080", BATCH_LUA % {"rows": args.batch_rows, "cards": args.cards}, 4,
-                    args.duration, ours)
+        batches[args.workers] = wrk("http://127.0.0.1:18080", batch_script, 4, args.duration, ours)
         sample = httpx.post("http://127.0.0.1:18080/score/fraud", json={"card_id": "card_00000001",
                                                                          "transaction_amount": 10.0})
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        stop(procs)
+    if args.batch_workers != args.workers:
+        server = ours_server(base_env, args.batch_workers, metrics_root)
+        try:
+            wait_ready("http://127.0.0.1:18080/ready", server)
+            wrk("http://127.0.0.1:18080", batch_script, 4, 2, server.pid)  # warm-up
+            batches[args.batch_workers] = wrk("http://127.0.0.1:18080", batch_script, 4, args.duration, server.pid)
+        finally:
+            stop([server])
+    shutil.rmtree(metrics_root, ignore_errors=True)
     print(f"\nHTTP benchmark: {args.workers} uvicorn process(es) per app, wrk and Redis on the same "
           f"{os.cpu_count()}-core machine, {args.duration} s per run")
     print(f"{'endpoint':34} {'req/s @32':>10} {'p50 @4':>9} {'p99 @4':>9} {'non-2xx':>8} "
@@ -218,9 +247,10 @@ def main() -> int:
     naive_rps = max(rows[0][1]["rps"], rows[3][1]["rps"])
     print(f"\n/score/fraud throughput vs naive baseline's better run: {rows[1][1]['rps'] / naive_rps:.2f}x "
           f"(features from windows + model + explanation vs one HGETALL + one inplace_predict)")
-    print(f"/score/batch ({args.batch_rows} rows per request, 4 connections): "
-          f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms, "
-          f"server CPU {batch['cpu_us'] / args.batch_rows:,.0f} us per row")
+    for workers, batch in batches.items():
+        print(f"/score/batch ({args.batch_rows} rows per request, 4 connections, {workers} server process(es)): "
+              f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms, "
+              f"server CPU {batch['cpu_us'] / args.batch_rows:,.0f} us per row, non-2xx {batch['errors']:,.0f}")
     print(f"Server-Timing of one /score/fraud: {sample.headers.get('server-timing')}")
     return 0
 

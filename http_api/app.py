@@ -23,7 +23,7 @@ from stream_scorer.config import Settings, load_settings
 from stream_scorer.gc_tuning import tune_gc
 from stream_scorer.heap_tuning import keep_freed_heap
 from stream_scorer.logging import configure_logging
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, process_exiting
 
 
 def create_app(settings: Settings | None = None, *, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
                 yield
             finally:
                 await coalescers.aclose()  # in-flight batches finish before Redis is closed
+                process_exiting()
 
     metrics = Metrics(registry)
     app = ScoringApp(title="stream-scorer", version=__version__, lifespan=lifespan,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from http_api.app import create_app
+    from stream_scorer.metrics import prepare_multiprocess
 
     settings = _settings("api")
     options: dict[str, Any] = {
@@ -39,7 +41,12 @@ def _api(args: argparse.Namespace) -> int:
         "access_log": False, "loop": "uvloop", "http": "httptools", "server_header": False,
     }
     if settings.api.workers > 1:  # each process builds its app (and its clients) from the environment
-        uvicorn.run("http_api.app:create_app_from_env", factory=True, workers=settings.api.workers, **options)
+        metrics_dir = prepare_multiprocess()  # one /metrics for all of them
+        try:
+            uvicorn.run("http_api.app:create_app_from_env", factory=True, workers=settings.api.workers, **options)
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0

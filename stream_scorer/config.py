@@ -94,7 +94,8 @@ class ApiSettings(_Group):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
-    """uvicorn processes; each has its own connection pool, cache and metrics (scrape each or use one)."""
+    """uvicorn processes; each has its own connections and cache, and one ``/metrics`` merges their metrics
+    (``stream_scorer.metrics``, multiprocess mode)."""
     cors_origins: str = ""
     """Comma-separated origins allowed by CORS (``*`` for any); empty disables CORS headers."""
     rate_limit_per_sec: float = Field(default=0.0, ge=0)

@@ -1,12 +1,24 @@
-"""Every Prometheus metric, defined once on an injected registry (tests pass a fresh one)."""
+"""Every Prometheus metric, defined once on an injected registry (tests pass a fresh one).
+
+Several API processes (``API_WORKERS`` > 1) share one port, so a scrape reaches one of them: they then run in
+prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, prepared by ``stream-scorer api``), each
+writing its values to files in that directory, and ``/metrics`` answers with every live process's values merged
+(:func:`exposition`): counters and histograms summed, gauges as their ``multiprocess_mode`` says.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -26,7 +38,8 @@ class Metrics:
                                 ["endpoint", "status"], registry=r)
         self.request_duration = Histogram("inference_request_duration_seconds", "Request latency.",
                                           ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.active_requests = Gauge("inference_active_requests", "Requests in flight.", registry=r)
+        self.active_requests = Gauge("inference_active_requests", "Requests in flight.", registry=r,
+                                     multiprocess_mode="livesum")
         self.errors = Counter("inference_errors_total", "Errors by type and endpoint.", ["type", "endpoint"],
                               registry=r)
         # scoring core (seed names)
@@ -50,14 +63,15 @@ class Metrics:
                                           "the feature store was down.", ["model"], registry=r)
         self.feature_cache = Counter("feature_cache_requests_total", "Feature cache lookups.", ["result"],
                                      registry=r)
-        self.redis_up = Gauge("feature_store_up", "1 when the last feature store call succeeded.", registry=r)
+        self.redis_up = Gauge("feature_store_up", "1 when the last feature store call succeeded.", registry=r,
+                              multiprocess_mode="livemin")
         # model lifecycle
         self.model_served = Gauge("model_served", "Models serving now, by role (champion, challenger, shadow); "
                                   "the value is the share of entities routed to it (0 for shadows).",
-                                  ["model", "role", "version"], registry=r)
+                                  ["model", "role", "version"], registry=r, multiprocess_mode="livemostrecent")
         self.model_route_refused = Gauge("model_route_refused", "1 while the routing a model's files ask for "
                                          "was refused (the previous route keeps serving; reason in /models).",
-                                         ["model"], registry=r)
+                                         ["model"], registry=r, multiprocess_mode="livemax")
         self.model_reloads = Counter("model_reloads_total", "Route refreshes that loaded a change, or were "
                                      "refused (the old route kept serving).", ["model", "outcome"], registry=r)
         self.shadow_predictions = Counter("shadow_predictions_total", "Shadow scores, by whether the shadow's "
@@ -74,7 +88,7 @@ class Metrics:
         self.dlq = Counter("stream_dlq_total", "Events sent to the dead-letter topic.", ["topic", "reason"],
                            registry=r)
         self.consumer_lag = Gauge("stream_consumer_lag", "End offset minus committed offset.",
-                                  ["topic", "partition"], registry=r)
+                                  ["topic", "partition"], registry=r, multiprocess_mode="livemostrecent")
         self.feature_update_duration = Histogram("feature_update_duration_seconds", "Streaming feature update "
                                                  "latency per batch.", ["topic"], buckets=_FAST_BUCKETS, registry=r)
         self.retries = Counter("stream_retries_total", "Retried batches after a retryable failure.",
@@ -87,13 +101,15 @@ class Metrics:
         # drift: population stability index against the baselines in the model's metadata.json
         self.score_psi = Gauge("model_score_psi", "PSI of the scores of the last scored rows against the training "
                                "validation scores (score_baseline deciles); < 0.1 stable, 0.1-0.25 moderate shift, "
-                               "> 0.25 major shift.", ["model", "version"], registry=r)
+                               "> 0.25 major shift.", ["model", "version"], registry=r,
+                               multiprocess_mode="livemostrecent")
         self.feature_psi = Gauge("model_feature_psi", "PSI of a top feature over the last scored rows against the "
                                  "training rows (feature_baseline deciles); < 0.1 stable, 0.1-0.25 moderate shift, "
-                                 "> 0.25 major shift.", ["model", "version", "feature"], registry=r)
+                                 "> 0.25 major shift.", ["model", "version", "feature"], registry=r,
+                                 multiprocess_mode="livemostrecent")
         self.drift_window_rows = Gauge("model_drift_window_rows", "Scored rows in the drift window the PSI gauges "
                                        "are computed on (none published below the minimum).", ["model", "version"],
-                                       registry=r)
+                                       registry=r, multiprocess_mode="livemostrecent")
 
     def child(self, metric: M, *labels: str) -> M:
         """``metric.labels(*labels)``, remembered: the client's ``labels`` validates and locks on every call
@@ -125,3 +141,50 @@ def observe_many(histogram: Histogram, values: Sequence[float] | np.ndarray) -> 
     buckets = histogram._buckets
     for i in np.flatnonzero(counts).tolist():
         buckets[i].inc(int(counts[i]))
+
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of the processes' metric files when several processes serve (see the module's docstring)."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The ``/metrics`` text: this process's registry, or every live process's values merged."""
+    if multiprocess_dir() is None:
+        return generate_latest(registry)
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return generate_latest(merged)
+
+
+def prepare_multiprocess() -> Path | None:
+    """Before starting several processes: an empty directory for their metric files, set in the environment the
+    processes inherit: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied: files left by an earlier run would count
+    again), else a new temporary directory, returned for the caller to remove when the processes are done."""
+    given = multiprocess_dir()
+    if given is not None:
+        shutil.rmtree(given, ignore_errors=True)
+        Path(given).mkdir(parents=True)
+        return None
+    path = Path(tempfile.mkdtemp(prefix="stream-scorer-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(path)
+    return path
+
+
+def process_exiting() -> None:
+    """A serving process stops: its ``live*`` gauges leave the merged values."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def drop_series(gauge: Gauge, *labels: str) -> None:
+    """Remove a gauge's series (a model version swapped out, a partition revoked). In multiprocess mode a series
+    cannot leave the processes' files: it is set to NaN (no value) instead. A series never set is left alone."""
+    if multiprocess_dir() is None:
+        with suppress(KeyError):
+            gauge.remove(*labels)
+    elif tuple(labels) in gauge._metrics:  # the client's own children (no public lookup without creating one)
+        gauge.labels(*labels).set(math.nan)

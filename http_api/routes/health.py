@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from http_api.deps import ServicesDep
 from http_api.responses import JSONBytes
 from stream_scorer.bootstrap import MODEL_FEATURES
+from stream_scorer.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -62,4 +63,4 @@ async def ready(services: ServicesDep) -> Response:
 
 @router.get("/metrics")
 async def metrics(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stream_scorer.errors import ModelNotLoaded
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, drop_series
 from stream_scorer.models.base import ExplainMethod, Model, ModelLoadError, ModelMetadata
 from stream_scorer.models.loader import load_model
 from stream_scorer.models.routing import Routing, RoutingError, read_routing
@@ -276,10 +276,7 @@ class ModelRegistry:
         served = self._metrics.model_served
         if old is not None:
             for role, model in old.models():
-                try:
-                    served.remove(name, role, model.version)
-                except KeyError:
-                    pass
+                drop_series(served, name, role, model.version)
         for role, model in new.models():
             share = {"champion": 1.0 - new.share, "challenger": new.share}.get(role, 0.0)
             served.labels(name, role, model.version).set(share)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from contextlib import suppress
 
 import numpy as np
 
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, drop_series
 from stream_scorer.models.base import ModelMetadata
 from stream_scorer.monitoring.drift import DEFAULT_MIN_ROWS, DEFAULT_TOP_FEATURES, DEFAULT_WINDOW, DriftMonitor
 
@@ -78,13 +77,10 @@ class DriftTracker:
         if monitor is None:
             return
         m = self._metrics
-        with suppress(KeyError):  # label sets exist only once published
-            m.drift_window_rows.remove(model_name, version)
-        with suppress(KeyError):
-            m.score_psi.remove(model_name, version)
+        drop_series(m.drift_window_rows, model_name, version)  # label sets exist only once published
+        drop_series(m.score_psi, model_name, version)
         for feature in monitor.features:
-            with suppress(KeyError):
-                m.feature_psi.remove(model_name, version, feature)
+            drop_series(m.feature_psi, model_name, version, feature)
 
     def monitor(self, model_name: str, version: str) -> DriftMonitor | None:
         return self._monitors.get((model_name, version))

@@ -15,7 +15,6 @@ so each worker only reports the partitions it owns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from types import TracebackType
@@ -23,7 +22,7 @@ from types import TracebackType
 import faust
 from faust.types import TP
 
-from stream_scorer.metrics import Metrics
+from stream_scorer.metrics import Metrics, drop_series
 from stream_scorer.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -87,6 +86,5 @@ class ConsumerLagReporter:
             current.add(labels)
         kept = {(tp.topic, str(tp.partition)) for tp in assigned}
         for labels in self._reported - kept:
-            with contextlib.suppress(KeyError):
-                self._gauge.remove(*labels)
+            drop_series(self._gauge, *labels)
         self._reported = (self._reported & kept) | current

@@ -7,9 +7,10 @@ from types import TracebackType
 import faust
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from stream_scorer.bootstrap import Services
+from stream_scorer.metrics import exposition
 
 
 class WorkerStatusServer:
@@ -36,7 +37,7 @@ class WorkerStatusServer:
             await self._runner.cleanup()
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._services.metrics.registry)
+        body = exposition(self._services.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _status(self) -> dict[str, object]:
