@@ -121,10 +121,11 @@ local function log_add(key, id, entry, before)
   local body = log.body
   if string.find(body, '\\n' .. id .. '|', 1, true) then return false end
   body = body .. '\\n' .. entry
-  while true do
-    local stop = string.find(body, '\\n', 2, true)
-    local first = string.sub(body, 2, (stop or 0) - 1)
-    if tonumber(string.match(first, '[^|]*$')) >= before then break end
+  while true do  -- the first entry's time follows its fourth '|' (ids, countries and merchants have none)
+    local at = 2
+    for _ = 1, 4 do at = string.find(body, '|', at, true) + 1 end
+    local stop = string.find(body, '\\n', at, true)
+    if tonumber(string.sub(body, at, (stop or 0) - 1)) >= before then break end
     if not stop then
       body = ''
       break
