@@ -40,8 +40,10 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
             try:
                 yield
             finally:
-                await coalescers.aclose()  # in-flight batches finish before Redis is closed
-                process_exiting()
+                try:
+                    await coalescers.aclose()  # in-flight batches finish before Redis is closed
+                finally:
+                    process_exiting()
 
     metrics = Metrics(registry)
     app = ScoringApp(title="stream-scorer", version=__version__, lifespan=lifespan,

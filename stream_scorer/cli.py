@@ -33,15 +33,17 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from http_api.app import create_app
-    from stream_scorer.metrics import prepare_multiprocess
+    from stream_scorer.metrics import multiprocess_dir, prepare_multiprocess
 
     settings = _settings("api")
     options: dict[str, Any] = {
         "host": args.host or settings.api.host, "port": args.port or settings.api.port, "log_config": None,
         "access_log": False, "loop": "uvloop", "http": "httptools", "server_header": False,
     }
+    metrics_dir = None
+    if settings.api.workers > 1 or multiprocess_dir() is not None:
+        metrics_dir = prepare_multiprocess()  # one /metrics for all the processes, none of an earlier run's values
     if settings.api.workers > 1:  # each process builds its app (and its clients) from the environment
-        metrics_dir = prepare_multiprocess()  # one /metrics for all of them
         try:
             uvicorn.run("http_api.app:create_app_from_env", factory=True, workers=settings.api.workers, **options)
         finally:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -152,12 +153,45 @@ def multiprocess_dir() -> str | None:
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
-    """The ``/metrics`` text: this process's registry, or every live process's values merged."""
-    if multiprocess_dir() is None:
+    """The ``/metrics`` text: this process's registry, or every live process's values merged (a process that
+    died without saying so, killed or crashed, is forgotten first; series retired by :func:`drop_series` left
+    out)."""
+    path = multiprocess_dir()
+    if path is None:
         return generate_latest(registry)
+    forget_dead_processes(path)
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)
+    merged.register(_Merged(path))
     return generate_latest(merged)
+
+
+class _Merged(Collector):
+    def __init__(self, path: str) -> None:
+        self._processes = multiprocess.MultiProcessCollector(None, path)
+
+    def collect(self) -> Iterable[Metric]:
+        return without_retired(self._processes.collect())
+
+
+def without_retired(metrics: Iterable[Metric]) -> Iterator[Metric]:
+    """The metrics with their gauges' NaN samples (series retired in multiprocess mode) left out."""
+    for metric in metrics:
+        if metric.type == "gauge":
+            metric.samples = [sample for sample in metric.samples if not math.isnan(sample.value)]
+        yield metric
+
+
+def forget_dead_processes(path: str) -> None:
+    """``live*`` gauges of processes that no longer run leave the merged values (a worker uvicorn restarted after a
+    crash never ran its shutdown)."""
+    for file in Path(path).glob("gauge_live*_*.db"):
+        pid = int(file.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, path)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def prepare_multiprocess() -> Path | None:
@@ -165,9 +199,10 @@ def prepare_multiprocess() -> Path | None:
     processes inherit: ``PROMETHEUS_MULTIPROC_DIR`` if set (emptied: files left by an earlier run would count
     again), else a new temporary directory, returned for the caller to remove when the processes are done."""
     given = multiprocess_dir()
-    if given is not None:
-        shutil.rmtree(given, ignore_errors=True)
-        Path(given).mkdir(parents=True)
+    if given is not None:  # may be a mount point: its files are removed, not the directory
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink(missing_ok=True)
         return None
     path = Path(tempfile.mkdtemp(prefix="stream-scorer-metrics-"))
     os.environ[MULTIPROCESS_ENV] = str(path)
@@ -182,7 +217,8 @@ def process_exiting() -> None:
 
 def drop_series(gauge: Gauge, *labels: str) -> None:
     """Remove a gauge's series (a model version swapped out, a partition revoked). In multiprocess mode a series
-    cannot leave the processes' files: it is set to NaN (no value) instead. A series never set is left alone."""
+    cannot leave the processes' files: it is set to NaN instead, which :func:`exposition` leaves out. A series
+    never set is left alone."""
     if multiprocess_dir() is None:
         with suppress(KeyError):
             gauge.remove(*labels)

@@ -12,10 +12,10 @@ Layout (``features:{entity}:{id}`` hashes, each with ``_updated_at`` in epoch se
   member ``event_id|type|category|price|item_id|session_id``.
 * ``features:item:{id}``: daily counters ``view:{day}``, ``cart:{day}``, ``purchase:{day}``.
 
-Every update is a Lua script, atomic per event and idempotent per event id (the sorted-set insert decides
-whether the counters move), so a redelivered event changes nothing. Reads for a whole batch go out as one
-pipeline: one round trip per request or per batch; merchant, MCC and item counters may come from an in-process
-TTL cache (``FEATURE_CACHE_TTL``) instead.
+Every update is a Lua script, atomic per event and idempotent per event id (the window insert, in the card log or
+the user's sorted set, decides whether the counters move), so a redelivered event changes nothing. Reads for a
+whole batch go out as one pipeline: one round trip per request or per batch; merchant, MCC and item counters may
+come from an in-process TTL cache (``FEATURE_CACHE_TTL``) instead.
 """
 
 from __future__ import annotations

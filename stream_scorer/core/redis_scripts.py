@@ -20,14 +20,35 @@ end
 return out
 """
 
+# Until the sorted sets of earlier versions (``features:card:{id}:tx``, member ``id|amount|country|merchant``,
+# score = event time) have expired (twice the retention after their last write), a card without a log is read
+# from its set, in time order; the first update of the card writes the log and deletes the set. The keys are
+# derived here, not passed (one Redis, as everywhere in these scripts).
+LEGACY_WINDOWS = """
+local function card_hash(log_key)
+  return string.sub(log_key, 1, -5)
+end
+local function legacy_body(log_key)
+  local flat = redis.call('ZRANGE', card_hash(log_key) .. ':tx', 0, -1, 'WITHSCORES')
+  if #flat == 0 then return nil end
+  local parts = {}
+  for i = 1, #flat, 2 do parts[#parts + 1] = '\\n' .. flat[i] .. '|' .. flat[i + 1] end
+  return table.concat(parts)
+end
+"""
+
 # KEYS: the card logs to read (ARGV[1] of them), then the counter hashes to read whole. A log is one string
 # (see ``stream_scorer.core.card_log``): one GET costs Redis ~3.5 us per card where the sorted set's
 # ZRANGEBYSCORE WITHSCORES and the hash's HGET cost ~22.
-FETCH_LOGS = """
+FETCH_LOGS = LEGACY_WINDOWS + """
 local n = tonumber(ARGV[1])
 local out = {}
 for i = 1, n do
   out[i] = redis.call('GET', KEYS[i])
+  if not out[i] then
+    local body = legacy_body(KEYS[i])
+    if body then out[i] = (redis.call('HGET', card_hash(KEYS[i]), '_updated_at') or '0') .. body end
+  end
 end
 for j = n + 1, #KEYS do
   out[j] = redis.call('HGETALL', KEYS[j])
@@ -109,12 +130,15 @@ local function log_add(key, id, entry, before)
   local log = logs[key]
   if not log then
     local stored = redis.call('GET', key)
-    local body = ''
+    local body, legacy = '', nil
     if stored then
       local cut = string.find(stored, '\\n', 1, true)
       if cut then body = string.sub(stored, cut) end
+    else
+      legacy = legacy_body(key)
+      body = legacy or ''
     end
-    log = {body = body, changed = false}
+    log = {body = body, changed = false, legacy = legacy}
     logs[key] = log
     log_keys[#log_keys + 1] = key
   end
@@ -139,7 +163,10 @@ end
 local function log_flush(now, ttl)
   for _, key in ipairs(log_keys) do
     local log = logs[key]
-    if log.changed then redis.call('SET', key, now .. log.body, 'EX', ttl) end
+    if log.changed then
+      redis.call('SET', key, now .. log.body, 'EX', ttl)
+      if log.legacy then redis.call('DEL', card_hash(key) .. ':tx') end
+    end
   end
 end
 """
@@ -147,7 +174,7 @@ end
 # Per transaction, KEYS: card log, card hash, merchant hash, mcc hash;
 # ARGV: now, ttl, then per transaction: id, log entry, day, keep-from (retention), last day to drop.
 # The log decides whether the event is new: a redelivered event changes nothing.
-APPLY_TRANSACTIONS = SWEEP + BATCH + CARD_LOGS + """
+APPLY_TRANSACTIONS = SWEEP + BATCH + LEGACY_WINDOWS + CARD_LOGS + """
 local now, ttl = ARGV[1], ARGV[2]
 local added = 0
 for i = 0, #KEYS / 4 - 1 do

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +25,13 @@ def _sample(text: str, name: str, labels: str = "") -> float:
     match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
     assert match, f"{name}{labels} not in /metrics"
     return float(match.group(1))
+
+
+def _wait_gone(pid: int, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while Path(f"/proc/{pid}").exists():  # reaped by uvicorn's supervisor
+        assert time.monotonic() < deadline, f"process {pid} still there"
+        time.sleep(0.05)
 
 
 def test_two_api_processes_report_their_requests_in_one_scrape(services: ServiceAddresses, model_dir: Path,
@@ -46,6 +56,12 @@ def test_two_api_processes_report_their_requests_in_one_scrape(services: Service
         serving = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
         assert len(serving) == 2, f"both processes should have served: {sorted(metrics_dir.iterdir())}"
         scrapes = [httpx.get(f"{base_url}/metrics", timeout=10).text for _ in range(6)]
+        killed = int(sorted(serving)[0].removesuffix(".db"))
+        os.kill(killed, signal.SIGKILL)  # a crash: no shutdown, its gauge files stay behind
+        _wait_gone(killed)
+        after_crash = httpx.get(f"{base_url}/metrics", timeout=10).text
+        assert not list(metrics_dir.glob(f"gauge_live*_{killed}.db"))
+    scrapes.append(after_crash)  # the dead process's requests still count; its gauges no longer do
     for text in scrapes:  # whichever process answers the scrape, it reports both processes' requests
         assert _sample(text, "inference_requests_total", '{endpoint="/score/fraud",status="200"}') == REQUESTS
         assert _sample(text, "inference_request_duration_seconds_count", '{endpoint="/score/fraud"}') == REQUESTS

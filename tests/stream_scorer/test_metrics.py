@@ -1,9 +1,13 @@
 import math
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 
-from stream_scorer.metrics import observe_many
+from stream_scorer.metrics import forget_dead_processes, observe_many, without_retired
 
 
 def _pair() -> tuple[CollectorRegistry, Histogram, CollectorRegistry, Histogram]:
@@ -64,3 +68,28 @@ def test_child_is_the_labelled_child_and_is_remembered() -> None:
     first.inc(3)
     assert metrics.registry.get_sample_value(
         "scoring_decisions_total", {"model": "fraud", "version": "v1", "action": "approve"}) == 3
+
+
+def test_retired_gauge_series_are_left_out_and_other_nans_kept() -> None:
+    gauge = GaugeMetricFamily("g", "g", labels=["v"])
+    gauge.add_metric(["old"], math.nan)
+    gauge.add_metric(["new"], 0.5)
+    counter = CounterMetricFamily("c", "c", labels=["v"])
+    counter.add_metric(["x"], 3.0)
+    histogram_sum = GaugeHistogramMetricFamily("h", "h", buckets=[("1.0", 2.0), ("+Inf", 2.0)], gsum_value=math.nan)
+    [g, c, h] = list(without_retired([gauge, counter, histogram_sum]))
+    assert [(s.labels, s.value) for s in g.samples] == [({"v": "new"}, 0.5)]
+    assert [s.value for s in c.samples] == [3.0]
+    assert any(math.isnan(s.value) for s in h.samples)  # only gauges retire series
+
+
+def test_dead_processes_live_gauges_are_forgotten(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    me = os.getpid()
+    for name in (f"gauge_livesum_{dead.pid}.db", f"gauge_livemostrecent_{dead.pid}.db", f"gauge_livesum_{me}.db",
+                 f"counter_{dead.pid}.db", f"gauge_max_{dead.pid}.db"):
+        (tmp_path / name).write_bytes(b"")
+    forget_dead_processes(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"gauge_livesum_{me}.db", f"counter_{dead.pid}.db", f"gauge_max_{dead.pid}.db"])

@@ -13,6 +13,7 @@ from stream_scorer.core.feature_cache import SlowFeatureCache
 from stream_scorer.core.feature_state import InMemoryFeatureState
 from stream_scorer.core.feature_store import READ_PART_WINDOWS, RedisFeatureStore
 from stream_scorer.core.features import DAY, fraud_features, personalization_features
+from stream_scorer.core.window import card_member
 from tests.support.events import fraud_labels, session_events, session_update, transaction_events, tx_update
 
 pytestmark = pytest.mark.integration
@@ -95,6 +96,31 @@ async def test_a_transaction_id_is_added_once(settings: Settings, redis_client: 
     [state] = await store.fetch_fraud_states([(e.card_id, e.merchant_id, e.mcc_code, time.time())])
     assert state.card_history[1::2] == [e.timestamp.timestamp()]  # type: ignore[union-attr]
     assert state.card_history[0].split("|")[1] == repr(e.transaction_amount)
+
+
+async def test_a_window_of_an_earlier_version_is_read_then_moved_to_the_log(settings: Settings,
+                                                                          redis_client: aioredis.Redis) -> None:
+    """A card whose window is still the earlier versions' sorted set: read from it (time order, the hash's update
+    time), its transactions not added again, and moved to the log by the card's first update."""
+    store = RedisFeatureStore(redis_client)
+    events = transaction_events(5, start=time.time() - DAY, span_sec=DAY - 60, cards=1)
+    card = events[0].card_id
+    legacy = {card_member(e.transaction_id, e.transaction_amount, e.country_code, e.merchant_id):
+              e.timestamp.timestamp() for e in events[:4]}  # type: ignore[union-attr]
+    await redis_client.zadd(f"features:card:{card}:tx", legacy)
+    await redis_client.hset(f"features:card:{card}", "_updated_at", "1234.5")
+    key = (card, events[0].merchant_id, events[0].mcc_code, time.time())
+    [before] = await store.fetch_fraud_states([key])
+    assert before.card_history == [x for member, ts in legacy.items() for x in (member, ts)]
+    assert before.updated_at == 1234.5
+    assert await store.apply_transactions([tx_update(events[1]), tx_update(events[4])]) == 1  # events[1]: known
+    assert not await redis_client.exists(f"features:card:{card}:tx")
+    [after] = await store.fetch_fraud_states([key])
+    memory = InMemoryFeatureState()
+    for e in events:
+        memory.apply_transaction(tx_update(e))
+    assert after.card_history == memory.fraud_state(card, "", "").card_history
+    assert after.updated_at is not None and after.updated_at > 1234.5
 
 
 async def test_personalization_features_from_redis_equal_the_offline_replay(settings: Settings,
