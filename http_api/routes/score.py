@@ -7,16 +7,15 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from http_api.body import check_declared_size, openapi_body, parse_body
 from http_api.deps import Coalescers, CoalescersDep, ScorerDep, ServicesDep
 from http_api.hot_routes import MAX_EVENT_BYTES, Kind, score_event, server_timing
-from http_api.responses import JSONBytes
-from schemas.decisions import FraudDecision, PersonalizationDecision, to_json
+from schemas.decisions import JSON_OPTIONS, FraudDecision, PersonalizationDecision
 from schemas.events import SessionEvent, TransactionEvent
-from stream_scorer.core.identified import identify_session_event, identify_transaction, new_event_id
+from stream_scorer.core.identified import identify_requests
 from stream_scorer.errors import BatchTooLarge
 
 router = APIRouter(tags=["scoring"])
@@ -74,9 +73,38 @@ async def score_batch(request: Request, scorer: ScorerDep, services: ServicesDep
     allow_degraded = services.settings.api.redis_down_status == 200
     fraud = body.model_type != "personalization"
     schema = TransactionEvent if fraud else SessionEvent
-    valid: list[tuple[int, Any]] = []
     results: list[dict[str, Any] | None] = [None] * len(body.requests)
-    for index, raw in enumerate(body.requests):
+    valid = _validated(schema, body.requests, results)
+    decisions: list[Any]
+    identified = identify_requests([e for _, e in valid], now)
+    if fraud:
+        decisions = await scorer.score_transactions(identified, allow_degraded=allow_degraded)
+    else:
+        decisions = await scorer.score_session_events(identified, allow_degraded=allow_degraded)
+    for (index, _), decision in zip(valid, decisions, strict=True):
+        results[index] = {"index": index, "result": decision.__dict__}  # as to_json writes it (JSON_OPTIONS)
+    return Response(orjson.dumps({
+        "batch_id": body.batch_id, "model_type": body.model_type, "total": len(body.requests),
+        "succeeded": len(valid), "failed": len(body.requests) - len(valid), "results": results,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+    }, option=JSON_OPTIONS), media_type="application/json")
+
+
+_EVENT_LISTS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {
+    schema: TypeAdapter(list[schema]) for schema in (TransactionEvent, SessionEvent)}  # type: ignore[valid-type]
+
+
+def _validated(schema: type[BaseModel], requests: list[dict[str, Any]], results: list[dict[str, Any] | None]
+               ) -> list[tuple[int, Any]]:
+    """The valid requests as events, with their index; each invalid one's error in ``results``. The whole list
+    is validated in one call first (~0.7 us per row cheaper); only a list with an error is validated row by row,
+    to report each bad row and keep the others."""
+    try:
+        return list(enumerate(_EVENT_LISTS[schema].validate_python(requests)))
+    except ValidationError:
+        pass
+    valid: list[tuple[int, Any]] = []
+    for index, raw in enumerate(requests):
         try:
             event = schema.model_validate(raw)
         except ValidationError as exc:
@@ -86,17 +114,4 @@ async def score_batch(request: Request, scorer: ScorerDep, services: ServicesDep
                                                         "message": f"{field}: {err['msg']}"}}
             continue
         valid.append((index, event))
-    decisions: list[Any]
-    if fraud:
-        decisions = await scorer.score_transactions(
-            [identify_transaction(e, new_event_id, now) for _, e in valid], allow_degraded=allow_degraded)
-    else:
-        decisions = await scorer.score_session_events(
-            [identify_session_event(e, new_event_id, now) for _, e in valid], allow_degraded=allow_degraded)
-    for (index, _), decision in zip(valid, decisions, strict=True):
-        results[index] = {"index": index, "result": orjson.Fragment(to_json(decision))}  # written as is
-    return JSONBytes({
-        "batch_id": body.batch_id, "model_type": body.model_type, "total": len(body.requests),
-        "succeeded": len(valid), "failed": len(body.requests) - len(valid), "results": results,
-        "latency_ms": round((time.perf_counter() - start) * 1000, 3),
-    })
+    return valid

@@ -193,6 +193,21 @@ def missing_fraud_features(ts: float, state: FraudState, row: Sequence[float] | 
     return missing
 
 
+def missing_fraud_feature_rows(times: Sequence[float], states: Sequence[FraudState],
+                               rows: Sequence[Sequence[float]]) -> list[list[str]]:
+    """``missing_fraud_features`` of each row of a batch (equal: tested), each MCC's question answered once per
+    day."""
+    out: list[list[str]] = []
+    mcc_seen: dict[tuple[int, int], bool] = {}  # by identity: the states are alive
+    for ts, state, row in zip(times, states, rows, strict=True):
+        key = (id(state.mcc), day_of(ts))
+        seen = mcc_seen.get(key)
+        if seen is None:
+            seen = mcc_seen[key] = bool(state.mcc.total("tx", *risk_window(ts)))
+        out.append(list(_MISSING[(row[_CARD_TX_7D] > 0, bool(row[_MERCHANT_TX_28D]), seen)]))
+    return out
+
+
 _native_rows = native_fraud_feature_rows
 _CARD_TX_7D = FRAUD_FEATURE_NAMES.index("card_tx_count_7d")
 _MERCHANT_TX_28D = FRAUD_FEATURE_NAMES.index("merchant_tx_count_28d")
@@ -322,3 +337,9 @@ def missing_personalization_features(ts: float, session_id: str | None,
     if not any(state.item.totals(day_of(ts) - ITEM_WINDOW_DAYS, day_of(ts)).values()):
         missing.extend(_ITEM_FEATURES)
     return missing
+
+_MISSING: dict[tuple[bool, bool, bool], tuple[str, ...]] = {
+    (card, merchant, mcc): (*(() if card else _CARD_FEATURES), *(() if merchant else _MERCHANT_FEATURES),
+                            *(() if mcc else _MCC_FEATURES))
+    for card in (False, True) for merchant in (False, True) for mcc in (False, True)}
+"""What ``missing_fraud_features`` lists, by whether the card, the merchant and the MCC have data."""

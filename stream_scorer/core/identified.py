@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 from schemas.events import SessionEvent, TransactionEvent
@@ -50,3 +50,15 @@ def identify_session_event(event: SessionEvent, fallback_id: str | Callable[[], 
     return Identified(event, event_id, ts)
 
 
+
+
+def identify_requests(events: Sequence[E], now: float) -> list[Identified[E]]:
+    """HTTP requests' events identified as ``identify_transaction`` / ``identify_session_event`` would with
+    ``new_event_id`` and ``now`` (equal: tested), in one loop: ``/score/batch`` identifies hundreds at a time."""
+    out: list[Identified[E]] = []
+    append = out.append
+    for event in events:
+        own = event.transaction_id if isinstance(event, TransactionEvent) else event.event_id
+        stamp = event.timestamp
+        append(Identified(event, own or new_event_id(), now if stamp is None else stamp.timestamp()))
+    return out

@@ -34,7 +34,7 @@ from stream_scorer.core.features import (
     FraudState,
     PersonalizationState,
     fraud_feature_rows,
-    missing_fraud_features,
+    missing_fraud_feature_rows,
     missing_personalization_features,
     personalization_features,
 )
@@ -123,7 +123,7 @@ class Scorer:
         if degraded:
             missing = [list(FRAUD_FEATURE_NAMES[4:]) for _ in items]
         else:
-            missing = [missing_fraud_features(i.ts, s, r) for i, s, r in zip(items, states, rows, strict=True)]
+            missing = missing_fraud_feature_rows(times, states, rows)
         out, served_actions = fraud_decisions(
             scores.tolist(), served_rows, factors_of, rows, FRAUD_FEATURE_NAMES, event_ids, times,
             [s.updated_at for s in states], missing,

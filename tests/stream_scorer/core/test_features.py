@@ -34,12 +34,15 @@ def test_features_do_not_depend_on_the_order_of_the_history() -> None:
 
 def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
     from stream_scorer.core.feature_inputs import DailyCounts, day_of
-    from stream_scorer.core.features import missing_fraud_features, risk_window
+    from stream_scorer.core.features import missing_fraud_feature_rows, missing_fraud_features, risk_window
 
     rng = random.Random(7)
     now = time.time()
     first, _ = risk_window(now)
     seen_kinds = set()
+    batch: tuple[list[float], list[FraudState], list[list[float]], list[list[str]]] = ([], [], [], [])
+    shared_mcc = DailyCounts()
+    shared_mcc.add("tx", first + 1)
     for case in range(200):
         history = card_window([(f"t{i}", now - rng.choice([rng.uniform(1, 3000), rng.uniform(8 * 86400, 9 * 86400),
                                                            rng.uniform(0, 5) - 10]), 12.0, "US", "m")
@@ -54,4 +57,14 @@ def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
         scanned = missing_fraud_features(now, state)
         assert missing_fraud_features(now, state, row) == scanned, case
         seen_kinds.add(tuple(scanned))
+        shared = FraudState(history, merchant, shared_mcc)
+        for ts, s in ((now, state), (now - rng.choice([0, 86400, 40 * 86400]), shared)):
+            r = fraud_features(ts, 10.0, "US", s)
+            for part, value in zip(batch, (ts, s, r, missing_fraud_features(ts, s)), strict=True):
+                part.append(value)  # type: ignore[arg-type]
     assert len(seen_kinds) > 4  # every combination of missing entities was exercised
+    # the batch version (MCC counters shared by rows of several days) lists the same, in new lists
+    rows_missing = missing_fraud_feature_rows(*batch[:3])
+    assert rows_missing == batch[3]
+    assert len({id(m) for m in rows_missing}) == len(rows_missing)
+    assert len(set(map(tuple, batch[3]))) > 4
