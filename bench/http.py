@@ -6,9 +6,9 @@ Starts (or reuses) the local stack, writes feature state for ``--cards`` cards i
 own (db 3), starts ``stream-scorer api`` and ``bench/naive_app.py`` with the same number of uvicorn processes,
 then prints requests/s at 32 connections and p50/p99 latency at 4 connections for ``/score/fraud`` and
 ``/score/personalization``, the naive baseline's figures and the ratio, and rows/s of ``/score/batch``, on that
-server and on one of ``--batch-workers`` processes (default: one per core, as a throughput deployment runs it;
-several processes share one ``/metrics`` through prometheus_client's multiprocess files, as with
-``API_WORKERS``).
+server and on one of ``--batch-workers`` processes with 4 connections each (default: one process per core, as a
+throughput deployment runs it; several processes share one ``/metrics`` through prometheus_client's
+multiprocess files, as with ``API_WORKERS``).
 """
 
 from __future__ import annotations
@@ -232,8 +232,12 @@ def main() -> int:
         server = ours_server(base_env, args.batch_workers, metrics_root)
         try:
             wait_ready("http://127.0.0.1:18080/ready", server)
-            wrk("http://127.0.0.1:18080", batch_script, 4, 2, server.pid)  # warm-up
-            batches[args.batch_workers] = wrk("http://127.0.0.1:18080", batch_script, 4, args.duration, server.pid)
+            # 4 connections per process: the kernel hands each new connection to whichever process accepts first,
+            # so 4 for 2 processes often leave one with 1 or none (a one-process run in disguise)
+            connections = 4 * args.batch_workers
+            wrk("http://127.0.0.1:18080", batch_script, connections, 2, server.pid)  # warm-up
+            batches[args.batch_workers] = wrk("http://127.0.0.1:18080", batch_script, connections, args.duration,
+                                              server.pid)
         finally:
             stop([server])
     shutil.rmtree(metrics_root, ignore_errors=True)
@@ -248,7 +252,9 @@ def main() -> int:
     print(f"\n/score/fraud throughput vs naive baseline's better run: {rows[1][1]['rps'] / naive_rps:.2f}x "
           f"(features from windows + model + explanation vs one HGETALL + one inplace_predict)")
     for workers, batch in batches.items():
-        print(f"/score/batch ({args.batch_rows} rows per request, 4 connections, {workers} server process(es)): "
+        connections = 4 if workers == args.workers else 4 * workers
+        print(f"/score/batch ({args.batch_rows} rows per request, {connections} connections, {workers} server "
+              f"process(es)): "
               f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms, "
               f"server CPU {batch['cpu_us'] / args.batch_rows:,.0f} us per row, non-2xx {batch['errors']:,.0f}")
     print(f"Server-Timing of one /score/fraud: {sample.headers.get('server-timing')}")
