@@ -5,9 +5,9 @@
 Starts (or reuses) the local stack, writes feature state for ``--cards`` cards into a Redis database of its
 own (db 3), starts ``stream-scorer api`` and ``bench/naive_app.py`` with the same number of uvicorn processes,
 then prints requests/s at 32 connections and p50/p99 latency at 4 connections for ``/score/fraud`` and
-``/score/personalization``, the naive baseline's figures and the ratio, and rows/s of ``/score/batch``, on that
-server and on one of ``--batch-workers`` processes with 4 connections each (default: one process per core, as a
-throughput deployment runs it; several processes share one ``/metrics`` through prometheus_client's
+``/score/personalization``, the naive baseline's figures and the ratio, and rows/s of ``/score/batch`` (4
+connections per server process), on that server and on one of ``--batch-workers`` processes (default: one per
+core, as a throughput deployment runs it; several processes share one ``/metrics`` through prometheus_client's
 multiprocess files, as with ``API_WORKERS``).
 """
 
@@ -223,7 +223,7 @@ def main() -> int:
         ):
             wrk(url, script, 32, 2, pid)  # warm-up
             rows.append((name, wrk(url, script, 32, args.duration, pid), wrk(url, script, 4, args.duration, pid)))
-        batches[args.workers] = wrk("http://127.0.0.1:18080", batch_script, 4, args.duration, ours)
+        batches[args.workers] = wrk("http://127.0.0.1:18080", batch_script, 4 * args.workers, args.duration, ours)
         sample = httpx.post("http://127.0.0.1:18080/score/fraud", json={"card_id": "card_00000001",
                                                                          "transaction_amount": 10.0})
     finally:
@@ -252,8 +252,7 @@ def main() -> int:
     print(f"\n/score/fraud throughput vs naive baseline's better run: {rows[1][1]['rps'] / naive_rps:.2f}x "
           f"(features from windows + model + explanation vs one HGETALL + one inplace_predict)")
     for workers, batch in batches.items():
-        connections = 4 if workers == args.workers else 4 * workers
-        print(f"/score/batch ({args.batch_rows} rows per request, {connections} connections, {workers} server "
+        print(f"/score/batch ({args.batch_rows} rows per request, {4 * workers} connections, {workers} server "
               f"process(es)): "
               f"{batch['rps'] * args.batch_rows:,.0f} rows/s, p50 {batch['p50_ms']:.1f} ms, "
               f"server CPU {batch['cpu_us'] / args.batch_rows:,.0f} us per row, non-2xx {batch['errors']:,.0f}")
