@@ -66,14 +66,29 @@ request = function()
 end
 """
 BATCH_LUA = """
-math.randomseed(os.time())
-local parts = {}
-for i = 1, %(rows)d do
-  parts[#parts + 1] = string.format('{"card_id":"card_%%08d","transaction_amount":%%d.0}',
-                                    math.random(1, %(cards)d), math.random(1, 900))
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
 end
-local body = '{"model_type":"fraud_detection","requests":[' .. table.concat(parts, ",") .. ']}'
+local bodies, next_body = {}, 1
+function init(args)
+  -- %(bodies)d distinct bodies per wrk thread (random cards, merchants and amounts), sent in turn: Redis and the
+  -- server see other cards on every request, as with real traffic
+  math.randomseed(os.time() * 100 + (id or 0))
+  for b = 1, %(bodies)d do
+    local parts = {}
+    for i = 1, %(rows)d do
+      parts[#parts + 1] = string.format(
+        '{"card_id":"card_%%08d","transaction_amount":%%d.0,"merchant_id":"merchant_%%05d","mcc_code":"5411"}',
+        math.random(1, %(cards)d), math.random(1, 900), math.random(1, 2000))
+    end
+    bodies[b] = '{"model_type":"fraud_detection","requests":[' .. table.concat(parts, ",") .. ']}'
+  end
+end
 request = function()
+  local body = bodies[next_body]
+  next_body = next_body %% #bodies + 1
   return wrk.format("POST", "/score/batch", {["Content-Type"] = "application/json"}, body)
 end
 """
@@ -206,7 +221,7 @@ def main() -> int:
     procs = [ours_server(base_env, args.workers, metrics_root),
              subprocess.Popen([*uvicorn_command(args.workers), "bench.naive_app:app", "--port", "18081"], env=base_env,
                               cwd=ROOT)]
-    batch_script = BATCH_LUA % {"rows": args.batch_rows, "cards": args.cards}
+    batch_script = BATCH_LUA % {"rows": args.batch_rows, "cards": args.cards, "bodies": 16}
     batches: dict[int, dict[str, float]] = {}
     try:
         wait_ready("http://127.0.0.1:18080/ready", procs[0])
@@ -223,6 +238,7 @@ def main() -> int:
         ):
             wrk(url, script, 32, 2, pid)  # warm-up
             rows.append((name, wrk(url, script, 32, args.duration, pid), wrk(url, script, 4, args.duration, pid)))
+        wrk("http://127.0.0.1:18080", batch_script, 4 * args.workers, 2, ours)  # warm-up
         batches[args.workers] = wrk("http://127.0.0.1:18080", batch_script, 4 * args.workers, args.duration, ours)
         sample = httpx.post("http://127.0.0.1:18080/score/fraud", json={"card_id": "card_00000001",
                                                                          "transaction_amount": 10.0})
