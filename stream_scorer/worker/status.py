@@ -7,6 +7,7 @@ from types import TracebackType
 import faust
 import orjson
 from aiohttp import web
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from stream_scorer.bootstrap import Services
@@ -47,8 +48,13 @@ class WorkerStatusServer:
         except Exception as exc:  # reported, not raised
             redis = {"status": "down", "error": type(exc).__name__}
         models = {n: m.version for n, m in self._services.models.loaded().items()}
-        assignment = sorted(f"{tp.topic}[{tp.partition}]" for tp in self._app.consumer.assignment())
-        return {"redis": redis, "models": models, "assigned_partitions": assignment}
+        try:
+            assigned = self._app.consumer.assignment()
+            consumer = "started"
+        except ConsumerNotStarted:  # probed while the worker starts (run.sh, an orchestrator's readiness probe)
+            assigned, consumer = set(), "starting"
+        assignment = sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
+        return {"redis": redis, "models": models, "consumer": consumer, "assigned_partitions": assignment}
 
     async def _health(self, request: web.Request) -> web.Response:
         status = await self._status()
@@ -56,6 +62,7 @@ class WorkerStatusServer:
 
     async def _ready(self, request: web.Request) -> web.Response:
         status = await self._status()
-        ok = status["redis"]["status"] == "up" and bool(status["models"])  # type: ignore[index]
+        ok = (status["redis"]["status"] == "up" and bool(status["models"])  # type: ignore[index]
+              and status["consumer"] == "started")
         return web.Response(body=orjson.dumps({"ready": ok, **status}), status=200 if ok else 503,
                             content_type="application/json")
