@@ -321,10 +321,9 @@ static PyObject *read_card_log(PyObject *Py_UNUSED(self), PyObject *const *args,
         PyErr_SetString(PyExc_TypeError, "read_card_log(log, low, high)");
         return NULL;
     }
-    double low = PyFloat_AsDouble(args[1]);
-    if (low == -1.0 && PyErr_Occurred()) return NULL;
-    double high = PyFloat_AsDouble(args[2]);
-    if (high == -1.0 && PyErr_Occurred()) return NULL;
+    double range[2]; /* low, high */
+    if (doubles(args + 1, 2, range) < 0) return NULL;
+    double low = range[0], high = range[1];
     if (args[0] == Py_None) return Py_BuildValue("([]O)", Py_None);
     if (!PyUnicode_Check(args[0])) {
         PyErr_Format(PyExc_TypeError, "card log must be str or None, not %.100s", Py_TYPE(args[0])->tp_name);
