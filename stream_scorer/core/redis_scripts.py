@@ -38,8 +38,8 @@ end
 """
 
 # KEYS: the card logs to read (ARGV[1] of them), then the counter hashes to read whole. A log is one string
-# (see ``stream_scorer.core.card_log``): one GET costs Redis ~3.5 us per card where the sorted set's
-# ZRANGEBYSCORE WITHSCORES and the hash's HGET cost ~22.
+# (see ``stream_scorer.core.window.read_card_log``): one GET costs Redis ~3.5 us per card where the sorted
+# set's ZRANGEBYSCORE WITHSCORES and the hash's HGET cost ~22.
 FETCH_LOGS = LEGACY_WINDOWS + """
 local n = tonumber(ARGV[1])
 local out = {}
@@ -119,11 +119,11 @@ local function flush(now, ttl, kinds)
 end
 """
 
-# A card log (``stream_scorer.core.card_log``): ``{_updated_at}`` then ``\n{member}|{time}`` per transaction in
-# arrival order. A batch reads each log once, appends to it in Lua, and writes it back once (SET with its expiry).
-# A transaction id already in the log is not added again; after each append the log's leading entries older than
-# that event's retention are dropped (the in-memory state's rule: arrival order, so an out-of-order older entry
-# stays until the ones before it go; reads keep only their window).
+# A card log (``stream_scorer.core.window.read_card_log``): ``{_updated_at}`` then ``\n{member}|{time}`` per
+# transaction in arrival order. A batch reads each log once, appends to it in Lua, and writes it back once (SET
+# with its expiry). A transaction id already in the log is not added again; after each append the log's leading
+# entries older than that event's retention are dropped (the in-memory state's rule: arrival order, so an
+# out-of-order older entry stays until the ones before it go; reads keep only their window).
 CARD_LOGS = """
 local logs, log_keys = {}, {}
 local function log_add(key, id, entry, before)
