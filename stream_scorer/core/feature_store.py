@@ -273,7 +273,7 @@ class RedisFeatureStore:
         for u in updates:
             day = day_of(u.ts)
             card = card_key(u.card_id)
-            keys += (card + ":log", card, merchant_key(u.merchant_id), mcc_key(u.mcc_code))
+            keys += (card_log_key(u.card_id), card, merchant_key(u.merchant_id), mcc_key(u.mcc_code))
             args += (u.transaction_id,
                      card_log_entry(card_member(u.transaction_id, u.amount, u.country, u.merchant_id), u.ts), day,
                      repr(u.ts - CARD_RETENTION_SEC), day - RISK_RETENTION_DAYS - 1)

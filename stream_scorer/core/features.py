@@ -172,21 +172,15 @@ def fraud_feature_rows(times: Sequence[float], amounts: Sequence[float], countri
                         CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
 
 
-def missing_fraud_features(ts: float, state: FraudState, row: Sequence[float] | None = None) -> list[str]:
-    """Features served from their default because their entity has no data in the window they read at ``ts``.
-
-    ``row``, the vector ``fraud_features`` computed for the same ``ts`` and state, answers the card and merchant
-    questions from its 7-day and 28-day counts instead of scanning the window again."""
+def missing_fraud_features(ts: float, state: FraudState) -> list[str]:
+    """Features served from their default because their entity has no data in the window they read at ``ts``
+    (the definition: the scorer uses ``missing_fraud_feature_rows``)."""
     missing: list[str] = []
-    if row is not None:
-        card_seen = row[_CARD_TX_7D] > 0
-    else:
-        window = aggregate_card_window(state.card_history, ts, None, CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
-        card_seen = window[2] > 0  # its 7-day count
-    if not card_seen:
+    window = aggregate_card_window(state.card_history, ts, None, CARD_WINDOW_SEC, DAY, HOUR, SMALL_AMOUNT)
+    if not window[2] > 0:  # its 7-day count
         missing.extend(_CARD_FEATURES)
     first, end = risk_window(ts)
-    if not (row[_MERCHANT_TX_28D] if row is not None else state.merchant.total("tx", first, end)):
+    if not state.merchant.total("tx", first, end):
         missing.extend(_MERCHANT_FEATURES)
     if not state.mcc.total("tx", first, end):
         missing.extend(_MCC_FEATURES)
@@ -195,8 +189,9 @@ def missing_fraud_features(ts: float, state: FraudState, row: Sequence[float] | 
 
 def missing_fraud_feature_rows(times: Sequence[float], states: Sequence[FraudState],
                                rows: Sequence[Sequence[float]]) -> list[list[str]]:
-    """``missing_fraud_features`` of each row of a batch (equal: tested), each MCC's question answered once per
-    day."""
+    """``missing_fraud_features`` of each row of a batch (equal: tested): the card and merchant questions answered
+    by the row ``fraud_features`` computed (its 7-day and 28-day counts) instead of scanning the window again,
+    each MCC's once per day."""
     out: list[list[str]] = []
     mcc_seen: dict[tuple[int, int], bool] = {}  # by identity: the states are alive
     for ts, state, row in zip(times, states, rows, strict=True):

@@ -55,7 +55,7 @@ def test_missing_features_from_the_computed_row_equal_the_window_scan() -> None:
         state = FraudState(history, merchant, mcc)
         row = fraud_features(now, 10.0, "US", state)
         scanned = missing_fraud_features(now, state)
-        assert missing_fraud_features(now, state, row) == scanned, case
+        assert missing_fraud_feature_rows([now], [state], [row]) == [scanned], case
         seen_kinds.add(tuple(scanned))
         shared = FraudState(history, merchant, shared_mcc)
         for ts, s in ((now, state), (now - rng.choice([0, 86400, 40 * 86400]), shared)):
